@@ -1,0 +1,164 @@
+/* qcow2x common library: compressed cluster codecs (see compress.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include "compress.h"
+
+struct qcx_codec {
+  ZSTD_DCtx *zstd;
+  z_stream zs;
+  bool zs_ready;
+  uint8_t *in, *out;
+};
+
+static void
+codec_free (void *p)
+{
+  struct qcx_codec *c = p;
+
+  if (c == NULL)
+    return;
+  if (c->zstd)
+    ZSTD_freeDCtx (c->zstd);
+  if (c->zs_ready)
+    inflateEnd (&c->zs);
+  free (c->in);
+  free (c->out);
+  free (c);
+}
+
+int
+qcx_codec_pool_init (struct qcx_codec_pool *pool, size_t cluster_size,
+                     struct qcx_err *err)
+{
+  int r;
+
+  /* A descriptor can name at most 2 clusters of compressed bytes
+   * (its sector count has cluster_bits - 8 bits).
+   */
+  pool->in_size = 2 * cluster_size;
+  pool->out_size = cluster_size;
+  r = pthread_key_create (&pool->key, codec_free);
+  if (r != 0)
+    return qcx_error (err, r, "pthread_key_create: %s", strerror (r));
+  return 0;
+}
+
+void
+qcx_codec_pool_destroy (struct qcx_codec_pool *pool)
+{
+  /* The key's destructor only runs at thread exit: free this thread's
+   * context by hand; other threads have exited by now.
+   */
+  codec_free (pthread_getspecific (pool->key));
+  pthread_setspecific (pool->key, NULL);
+  pthread_key_delete (pool->key);
+}
+
+struct qcx_codec *
+qcx_codec_get (struct qcx_codec_pool *pool, struct qcx_err *err)
+{
+  struct qcx_codec *c = pthread_getspecific (pool->key);
+
+  if (c)
+    return c;
+  c = calloc (1, sizeof *c);
+  if (c == NULL ||
+      (c->in = malloc (pool->in_size)) == NULL ||
+      (c->out = malloc (pool->out_size)) == NULL) {
+    qcx_error (err, ENOMEM, "out of memory for a decompression context");
+    codec_free (c);
+    return NULL;
+  }
+  pthread_setspecific (pool->key, c);
+  return c;
+}
+
+uint8_t *qcx_codec_inbuf (struct qcx_codec *c) { return c->in; }
+uint8_t *qcx_codec_outbuf (struct qcx_codec *c) { return c->out; }
+
+static int
+inflate_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
+                 uint8_t *dst, size_t dst_len, struct qcx_err *err)
+{
+  int r;
+
+  if (!c->zs_ready) {
+    memset (&c->zs, 0, sizeof c->zs);
+    /* Raw deflate, 4 KiB window: what QEMU writes. */
+    if (inflateInit2 (&c->zs, -12) != Z_OK)
+      return qcx_error (err, ENOMEM, "zlib: inflateInit2 failed");
+    c->zs_ready = true;
+  }
+  else if (inflateReset (&c->zs) != Z_OK)
+    return qcx_error (err, EIO, "zlib: inflateReset failed");
+
+  c->zs.next_in = (Bytef *) src;
+  c->zs.avail_in = src_len;
+  c->zs.next_out = dst;
+  c->zs.avail_out = dst_len;
+  r = inflate (&c->zs, Z_FINISH);
+  /* Success is a full cluster of output; the stream may end there or
+   * still have bytes we do not need (the descriptor rounds up to
+   * sectors).
+   */
+  if ((r == Z_STREAM_END || r == Z_OK || r == Z_BUF_ERROR) &&
+      c->zs.avail_out == 0)
+    return 0;
+  if (r == Z_STREAM_END || r == Z_BUF_ERROR)
+    return qcx_error (err, EIO, "compressed cluster (zlib) ends after %zu of "
+                      "%zu bytes", dst_len - c->zs.avail_out, dst_len);
+  return qcx_error (err, EIO, "compressed cluster (zlib) is corrupt: %s",
+                    c->zs.msg ? c->zs.msg : "inflate failed");
+}
+
+static int
+zstd_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
+              uint8_t *dst, size_t dst_len, struct qcx_err *err)
+{
+  ZSTD_inBuffer in = { src, src_len, 0 };
+  ZSTD_outBuffer out = { dst, dst_len, 0 };
+
+  if (c->zstd == NULL) {
+    c->zstd = ZSTD_createDCtx ();
+    if (c->zstd == NULL)
+      return qcx_error (err, ENOMEM, "zstd: ZSTD_createDCtx failed");
+  }
+  else
+    ZSTD_DCtx_reset (c->zstd, ZSTD_reset_session_only);
+
+  /* QEMU writes frames until the cluster is complete; padding to the
+   * end of the last sector follows, so stop once the output is full.
+   */
+  while (out.pos < out.size) {
+    size_t in_pos = in.pos, out_pos = out.pos;
+    size_t r = ZSTD_decompressStream (c->zstd, &out, &in);
+
+    if (ZSTD_isError (r))
+      return qcx_error (err, EIO, "compressed cluster (zstd) is corrupt: %s",
+                        ZSTD_getErrorName (r));
+    if (in.pos == in_pos && out.pos == out_pos)
+      return qcx_error (err, EIO, "compressed cluster (zstd) ends after %zu "
+                        "of %zu bytes", out.pos, out.size);
+  }
+  return 0;
+}
+
+int
+qcx_decompress (struct qcx_codec *c, enum qcow2_compression_type type,
+                const uint8_t *src, size_t src_len,
+                uint8_t *dst, size_t dst_len, struct qcx_err *err)
+{
+  switch (type) {
+  case QCOW2_COMPRESSION_ZLIB:
+    return inflate_cluster (c, src, src_len, dst, dst_len, err);
+  case QCOW2_COMPRESSION_ZSTD:
+    return zstd_cluster (c, src, src_len, dst, dst_len, err);
+  }
+  return qcx_error (err, ENOTSUP, "unsupported compression type %d", type);
+}

@@ -1,0 +1,19 @@
+/* qcow2x common library: error reporting (see error.h). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "error.h"
+
+int
+qcx_error (struct qcx_err *err, int errnum, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (err) {
+    err->errnum = errnum;
+    va_start (ap, fmt);
+    vsnprintf (err->msg, sizeof err->msg, fmt, ap);
+    va_end (ap);
+  }
+  return -1;
+}

@@ -1,0 +1,26 @@
+/* qcow2x common library: error reporting.
+ *
+ * Contract: every fallible function in common/ takes a caller-owned
+ * `struct qcx_err *` (usually on the caller's stack), returns -1 on
+ * failure and fills it with an errno value and a one-line message.
+ * Nothing in common/ keeps error state of its own, so concurrent
+ * requests on one image never see each other's errors.  The plugin
+ * and filter turn the message into nbdkit_error() and errno.
+ */
+#ifndef QCX_ERROR_H
+#define QCX_ERROR_H
+
+#define QCX_ERR_MSG_MAX 256
+
+struct qcx_err {
+  int errnum;                   /* an errno value, e.g. EIO, EINVAL */
+  char msg[QCX_ERR_MSG_MAX];    /* one line, no trailing newline */
+};
+
+/* Set *err (which may be NULL) and return -1, so callers can write
+ * `return qcx_error (err, EIO, "...");`.
+ */
+int qcx_error (struct qcx_err *err, int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+#endif /* QCX_ERROR_H */

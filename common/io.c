@@ -1,0 +1,100 @@
+/* qcow2x common library: the byte store under an image (see io.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+int
+qcx_io_open_file (struct qcx_io *io, const char *path, bool readonly,
+                  struct qcx_err *err)
+{
+  struct stat st;
+
+  memset (io, 0, sizeof *io);
+  io->fd = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (io->fd == -1)
+    return qcx_error (err, errno, "open: %s: %s", path, strerror (errno));
+  if (fstat (io->fd, &st) == -1) {
+    int e = errno;
+    close (io->fd);
+    io->fd = -1;
+    return qcx_error (err, e, "fstat: %s: %s", path, strerror (e));
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    close (io->fd);
+    io->fd = -1;
+    return qcx_error (err, EINVAL, "%s: not a regular file or block device",
+                      path);
+  }
+  if (S_ISBLK (st.st_mode)) {
+    off_t end = lseek (io->fd, 0, SEEK_END);
+    if (end == -1) {
+      int e = errno;
+      close (io->fd);
+      io->fd = -1;
+      return qcx_error (err, e, "lseek: %s: %s", path, strerror (e));
+    }
+    io->size = end;
+  }
+  else
+    io->size = st.st_size;
+  io->readonly = readonly;
+  return 0;
+}
+
+void
+qcx_io_open_memory (struct qcx_io *io, const void *mem, uint64_t len)
+{
+  memset (io, 0, sizeof *io);
+  io->fd = -1;
+  io->mem = mem;
+  io->size = len;
+  io->readonly = true;
+}
+
+void
+qcx_io_close (struct qcx_io *io)
+{
+  if (io->fd >= 0)
+    close (io->fd);
+  io->fd = -1;
+}
+
+int
+qcx_io_pread (const struct qcx_io *io, void *buf, size_t count,
+              uint64_t offset, const char *what, struct qcx_err *err)
+{
+  char *p = buf;
+
+  if (!qcx_io_contains (io, offset, count))
+    return qcx_error (err, EIO,
+                      "%s at offset 0x%llx (+%zu bytes) is beyond the end "
+                      "of the file (0x%llx bytes)",
+                      what, (unsigned long long) offset, count,
+                      (unsigned long long) io->size);
+  if (io->fd < 0) {
+    memcpy (buf, io->mem + offset, count);
+    return 0;
+  }
+  while (count > 0) {
+    ssize_t r = pread (io->fd, p, count, offset);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return qcx_error (err, errno, "reading %s at offset 0x%llx: %s", what,
+                        (unsigned long long) offset, strerror (errno));
+    }
+    if (r == 0)
+      /* The file shrank under us. */
+      return qcx_error (err, EIO, "reading %s at offset 0x%llx: "
+                        "unexpected end of file", what,
+                        (unsigned long long) offset);
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  return 0;
+}

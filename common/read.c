@@ -1,0 +1,87 @@
+/* qcow2x common library: reading guest data. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "image.h"
+
+/* Decompress the cluster behind RUN and copy the run's bytes to BUF.
+ * Runs outside the metadata lock with this thread's codec.
+ */
+static int
+read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
+                 uint8_t *buf, struct qcx_err *err)
+{
+  const struct qcow2_compressed_desc *d = &run->compressed;
+  struct qcx_codec *codec;
+  uint64_t n;
+
+  if (d->host_offset >= img->io.size)
+    return qcx_error (err, EIO, "compressed cluster at host offset 0x%"
+                      PRIx64 " is beyond the end of the file",
+                      d->host_offset);
+  /* The last sector may be cut short by the end of the file: QEMU does
+   * not pad the final compressed cluster.
+   */
+  n = img->io.size - d->host_offset;
+  if (n > d->max_bytes)
+    n = d->max_bytes;
+  if (n > img->codecs.in_size)
+    return qcx_error (err, EIO, "compressed cluster at host offset 0x%"
+                      PRIx64 " is larger than 2 clusters", d->host_offset);
+  codec = qcx_codec_get (&img->codecs, err);
+  if (codec == NULL)
+    return -1;
+  if (qcx_io_pread (&img->io, qcx_codec_inbuf (codec), n, d->host_offset,
+                    "compressed cluster", err) == -1 ||
+      qcx_decompress (codec, img->header.compression_type,
+                      qcx_codec_inbuf (codec), n, qcx_codec_outbuf (codec),
+                      img->header.cluster_size, err) == -1)
+    return -1;
+  memcpy (buf, qcx_codec_outbuf (codec) + run->offset_in_cluster,
+          run->length);
+  return 0;
+}
+
+int
+qcow2_image_read (struct qcow2_image *img, void *buf, uint64_t count,
+                  uint64_t offset, struct qcx_err *err)
+{
+  uint8_t *p = buf;
+
+  if (offset > img->header.size || count > img->header.size - offset)
+    return qcx_error (err, EINVAL, "read beyond the end of the disk");
+  while (count > 0) {
+    struct qcow2_run run;
+
+    if (qcow2_map_run (img, offset, count, &run, err) == -1)
+      return -1;
+    switch (run.type) {
+    case QCOW2_SC_NORMAL:
+      if (qcx_io_pread (&img->io, p, run.length, run.host_offset,
+                        "data cluster", err) == -1)
+        return -1;
+      break;
+    case QCOW2_SC_COMPRESSED:
+      if (read_compressed (img, &run, p, err) == -1)
+        return -1;
+      break;
+    case QCOW2_SC_ZERO_PLAIN:
+    case QCOW2_SC_ZERO_ALLOC:
+    case QCOW2_SC_UNALLOCATED_PLAIN:
+    case QCOW2_SC_UNALLOCATED_ALLOC:
+      /* Unallocated space reads as zero from this layer alone; the
+       * filter reads it from the backing chain instead.
+       */
+      memset (p, 0, run.length);
+      break;
+    case QCOW2_SC_INVALID:
+      return qcx_error (err, EIO, "invalid L2 entry at guest offset 0x%"
+                        PRIx64, offset);
+    }
+    p += run.length;
+    offset += run.length;
+    count -= run.length;
+  }
+  return 0;
+}

@@ -1,0 +1,272 @@
+/* nbdkit-qcow2x-plugin: serve one qcow2 image over NBD.
+ *
+ * This file is only the nbdkit glue: parameters, the image's lifetime
+ * and the NBD callbacks.  The format lives in common/ (image.h).
+ *
+ * One image is opened per server process in .get_ready, before any
+ * connection, so bad images are refused at start-up and every
+ * connection shares the same metadata (thread model PARALLEL,
+ * multi-conn safe).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "image.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+_Static_assert (QCX_EXTENT_HOLE == NBDKIT_EXTENT_HOLE &&
+                QCX_EXTENT_ZERO == NBDKIT_EXTENT_ZERO,
+                "extent flags must match nbdkit's");
+
+/* Parameters. */
+static char *filename;
+static bool layer_only;
+static int64_t l2_cache_size;     /* 0: default */
+
+/* The image, shared by all connections. */
+static struct qcow2_image *image;
+
+static void
+qcx_unload (void)
+{
+  qcow2_image_close (image);
+  image = NULL;
+  free (filename);
+}
+
+static int
+qcx_config (const char *key, const char *value)
+{
+  if (strcmp (key, "file") == 0) {
+    free (filename);
+    filename = nbdkit_realpath (value);
+    return filename ? 0 : -1;
+  }
+  if (strcmp (key, "layer-only") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    layer_only = r;
+    return 0;
+  }
+  if (strcmp (key, "l2-cache-size") == 0) {
+    l2_cache_size = nbdkit_parse_size (value);
+    if (l2_cache_size == -1)
+      return -1;
+    if (l2_cache_size == 0) {
+      nbdkit_error ("l2-cache-size must be greater than 0");
+      return -1;
+    }
+    return 0;
+  }
+  nbdkit_error ("unknown parameter '%s'", key);
+  return -1;
+}
+
+static int
+qcx_config_complete (void)
+{
+  if (filename == NULL) {
+    nbdkit_error ("you must supply the file=<IMAGE> parameter");
+    return -1;
+  }
+  return 0;
+}
+
+#define qcx_config_help \
+  "[file=]<IMAGE>         (required) The qcow2 image to serve.\n" \
+  "layer-only=true        Serve this layer alone even if it has a backing\n" \
+  "                       file (unallocated regions read as zeros).\n" \
+  "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
+  "                       to map 256 GiB with 64 KiB clusters)."
+
+/* Warnings are not errors: print them the way nbdkit prints its own
+ * messages, without the "error:" tag.
+ */
+static void
+qcx_warning (const char *msg)
+{
+  fprintf (stderr, "nbdkit: qcow2x: warning: %s\n", msg);
+}
+
+static int
+check_backing (const struct qcow2_image *img)
+{
+  const struct qcow2_header *h = &img->header;
+
+  if (!qcow2_image_has_backing (img) || layer_only)
+    return 0;
+  nbdkit_error ("%s has a backing file '%s'%s%s%s: serve the chain with "
+                "--filter=qcow2xchain, or this layer alone with "
+                "layer-only=true", filename, h->backing_file,
+                h->backing_format ? " (format " : "",
+                h->backing_format ? h->backing_format : "",
+                h->backing_format ? ")" : "");
+  return -1;
+}
+
+static int
+qcx_get_ready (void)
+{
+  struct qcow2_open_options opts = {
+    .readonly = true,           /* writes: not implemented yet */
+    .l2_cache_bytes = l2_cache_size,
+  };
+  struct qcx_err err = { 0 };
+  const struct qcow2_header *h;
+
+  if (qcow2_image_open (filename, &opts, &image, &err) == -1) {
+    nbdkit_error ("%s: %s", filename, err.msg);
+    return -1;
+  }
+  h = &image->header;
+  if (check_backing (image) == -1)
+    return -1;
+  if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
+    qcx_warning ("image is marked corrupt (incompatible bit 1): serving it "
+                 "read-only; run 'qemu-img check -r all' to repair it");
+  if (h->has_bitmaps_ext)
+    nbdkit_debug ("image has %" PRIu32 " persistent bitmap(s): ignored",
+                  h->nb_bitmaps);
+  nbdkit_debug ("qcow2 v%" PRIu32 ", cluster size %" PRIu64 ", %s L2 "
+                "entries, refcount bits %u, %s compression, virtual size %"
+                PRIu64 ", L2 cache %zu tables",
+                h->version, h->cluster_size,
+                h->extended_l2 ? "extended" : "standard",
+                1u << h->refcount_order,
+                h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
+                h->size, image->l2cache.capacity);
+  return 0;
+}
+
+static void *
+qcx_open (int readonly)
+{
+  (void) readonly;
+  /* All state is per image; a non-NULL handle is all nbdkit needs. */
+  return image;
+}
+
+static int64_t
+qcx_get_size (void *handle)
+{
+  return qcow2_image_size (handle);
+}
+
+static int
+qcx_block_size (void *handle,
+                uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+  struct qcow2_image *img = handle;
+  uint64_t unit = img->header.subcluster_size;
+
+  *minimum = 1;
+  /* The allocation unit (design.md §2): a subcluster with extended L2
+   * entries, else a cluster (512 B to 2 MiB, within NBD's limits).
+   */
+  *preferred = unit;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+qcx_can_write (void *handle)
+{
+  (void) handle;
+  return 0;
+}
+
+static int
+qcx_can_multi_conn (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+qcx_can_extents (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+qcx_can_cache (void *handle)
+{
+  (void) handle;
+  return NBDKIT_CACHE_EMULATE;
+}
+
+static int
+report (const struct qcx_err *err)
+{
+  nbdkit_error ("%s", err->msg);
+  errno = err->errnum ? err->errnum : EIO;
+  return -1;
+}
+
+static int
+qcx_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+           uint32_t flags)
+{
+  struct qcx_err err = { 0 };
+
+  (void) flags;
+  if (qcow2_image_read (handle, buf, count, offset, &err) == -1)
+    return report (&err);
+  return 0;
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, unsigned flags)
+{
+  return nbdkit_add_extent (opaque, offset, length, flags);
+}
+
+static int
+qcx_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+             struct nbdkit_extents *extents)
+{
+  struct qcx_err err = { 0 };
+  /* REQ_ONE: the first extent is enough; otherwise bound the work per
+   * request (the client asks again from where we stopped).
+   */
+  unsigned max_calls = (flags & NBDKIT_FLAG_REQ_ONE) ? 1 : 65536;
+
+  if (qcow2_image_extents (handle, offset, count, max_calls, add_extent,
+                           extents, &err) == -1)
+    return report (&err);
+  return 0;
+}
+
+static struct nbdkit_plugin plugin = {
+  .name              = "qcow2x",
+  .longname          = "nbdkit qcow2 plugin with extended L2 entries",
+  .version           = "0.1",
+  .unload            = qcx_unload,
+  .config            = qcx_config,
+  .config_complete   = qcx_config_complete,
+  .config_help       = qcx_config_help,
+  .magic_config_key  = "file",
+  .get_ready         = qcx_get_ready,
+  .open              = qcx_open,
+  .get_size          = qcx_get_size,
+  .block_size        = qcx_block_size,
+  .can_write         = qcx_can_write,
+  .can_multi_conn    = qcx_can_multi_conn,
+  .can_extents       = qcx_can_extents,
+  .can_cache         = qcx_can_cache,
+  .pread             = qcx_pread,
+  .extents           = qcx_extents,
+  .errno_is_preserved = 1,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
