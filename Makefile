@@ -18,7 +18,7 @@ MANDIR   ?= $(PREFIX)/share/man/man1
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:.c=.o)
 PLUGIN_SO   := plugin/nbdkit-qcow2x-plugin.so
-PLUGIN_OBJS := plugin/qcow2x.o
+PLUGIN_OBJS := $(patsubst %.c,%.o,$(wildcard plugin/*.c))
 MANPAGE     := nbdkit-qcow2x.1
 
 .PHONY: all check run install clean deps unit
@@ -28,7 +28,7 @@ all: $(PLUGIN_SO) $(MANPAGE)
 common/%.o: common/%.c $(wildcard common/*.h)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-plugin/%.o: plugin/%.c $(wildcard common/*.h)
+plugin/%.o: plugin/%.c $(wildcard common/*.h) $(wildcard plugin/*.h)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 common/libqcow2x.a: $(COMMON_OBJS)

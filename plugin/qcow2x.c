@@ -19,6 +19,7 @@
 #include <nbdkit-plugin.h>
 
 #include "image.h"
+#include "create.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -40,14 +41,20 @@ qcx_unload (void)
   qcow2_image_close (image);
   image = NULL;
   free (filename);
+  create_unload ();
 }
 
 static int
 qcx_config (const char *key, const char *value)
 {
+  int r = create_config (key, value);
+
+  if (r != 0)
+    return r == 1 ? 0 : -1;
   if (strcmp (key, "file") == 0) {
     free (filename);
-    filename = nbdkit_realpath (value);
+    /* Not realpath: with create=true the file need not exist yet. */
+    filename = nbdkit_absolute_path (value);
     return filename ? 0 : -1;
   }
   if (strcmp (key, "layer-only") == 0) {
@@ -78,7 +85,7 @@ qcx_config_complete (void)
     nbdkit_error ("you must supply the file=<IMAGE> parameter");
     return -1;
   }
-  return 0;
+  return create_config_complete ();
 }
 
 #define qcx_config_help \
@@ -86,7 +93,8 @@ qcx_config_complete (void)
   "layer-only=true        Serve this layer alone even if it has a backing\n" \
   "                       file (unallocated regions read as zeros).\n" \
   "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
-  "                       to map 256 GiB with 64 KiB clusters)."
+  "                       to map 256 GiB with 64 KiB clusters).\n" \
+  create_config_help_text
 
 /* Warnings are not errors: print them the way nbdkit prints its own
  * messages, without the "error:" tag.
@@ -123,6 +131,8 @@ qcx_get_ready (void)
   struct qcx_err err = { 0 };
   const struct qcow2_header *h;
 
+  if (create_image_if_requested (filename) == -1)
+    return -1;
   if (qcow2_image_open (filename, &opts, &image, &err) == -1) {
     nbdkit_error ("%s: %s", filename, err.msg);
     return -1;
