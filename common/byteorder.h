@@ -41,6 +41,13 @@ store_be64 (void *p, uint64_t v)
 }
 
 static inline void
+store_be16 (void *p, uint16_t v)
+{
+  v = htobe16 (v);
+  memcpy (p, &v, sizeof v);
+}
+
+static inline void
 store_be32 (void *p, uint32_t v)
 {
   v = htobe32 (v);

@@ -48,51 +48,100 @@ load_l1_table (struct qcow2_image *img, struct qcx_err *err)
   return 0;
 }
 
+/* Reasons an image that could be written must still be served
+ * read-only.  Writing would be wrong or unsafe, not impossible.
+ */
+static const char *
+readonly_reason (const struct qcow2_header *h)
+{
+  if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
+    return "the image is marked corrupt (incompatible bit 1)";
+  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
+    return "the image has the dirty bit set (lazy refcounts were not "
+      "written back); repair it with 'qemu-img check -r all'";
+  if (h->nb_snapshots > 0)
+    return "writing images with internal snapshots is not supported";
+  return NULL;
+}
+
+static int
+init_locks (struct qcow2_image *img, struct qcx_err *err)
+{
+  pthread_rwlockattr_t attr;
+  int r;
+
+  r = pthread_mutex_init (&img->lock, NULL);
+  if (r != 0)
+    return qcx_error (err, r, "pthread_mutex_init: %s", strerror (r));
+  pthread_rwlockattr_init (&attr);
+  /* A flush waiting for the barrier must not starve behind a stream
+   * of new requests.
+   */
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  r = pthread_rwlock_init (&img->io_barrier, &attr);
+  pthread_rwlockattr_destroy (&attr);
+  if (r != 0) {
+    pthread_mutex_destroy (&img->lock);
+    return qcx_error (err, r, "pthread_rwlock_init: %s", strerror (r));
+  }
+  return 0;
+}
+
+static int
+open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
+               struct qcx_err *err)
+{
+  uint64_t cache_bytes;
+
+  if (qcow2_header_parse (&img->io, &img->header, err) == -1)
+    return -1;
+  img->geom.cluster_bits = img->header.cluster_bits;
+  img->geom.extended_l2 = img->header.extended_l2;
+  if (!img->readonly) {
+    img->readonly_reason = readonly_reason (&img->header);
+    if (img->readonly_reason)
+      img->readonly = img->io.readonly = true;
+  }
+  cache_bytes = opts->l2_cache_bytes ? opts->l2_cache_bytes
+    : qcow2_default_l2_cache_bytes (&img->header);
+  if (load_l1_table (img, err) == -1 ||
+      tablecache_init (&img->l2_tables, "L2 table", img->header.cluster_size,
+                       cache_bytes, qcow2_metadata_make_clean, img,
+                       err) == -1 ||
+      (!img->readonly && qcow2_refcounts_load (img, err) == -1) ||
+      qcx_codec_pool_init (&img->codecs, img->header.cluster_size,
+                           err) == -1)
+    return -1;
+  img->codecs_ready = true;
+  return 0;
+}
+
 int
 qcow2_image_open_io (const struct qcx_io *io,
                      const struct qcow2_open_options *opts,
                      struct qcow2_image **imgp, struct qcx_err *err)
 {
   struct qcow2_image *img;
-  uint64_t cache_bytes;
-  int r;
 
   *imgp = NULL;
   img = calloc (1, sizeof *img);
   if (img == NULL)
     return qcx_error (err, errno, "calloc: %s", strerror (errno));
   img->io = *io;
-  img->readonly = opts->readonly;
-  r = pthread_mutex_init (&img->lock, NULL);
-  if (r != 0) {
+  img->readonly = opts->readonly || io->readonly;
+  if (init_locks (img, err) == -1) {
     free (img);
-    return qcx_error (err, r, "pthread_mutex_init: %s", strerror (r));
+    return -1;
   }
-  if (qcow2_header_parse (&img->io, &img->header, err) == -1)
-    goto fail_header;
-  img->geom.cluster_bits = img->header.cluster_bits;
-  img->geom.extended_l2 = img->header.extended_l2;
-  cache_bytes = opts->l2_cache_bytes ? opts->l2_cache_bytes
-    : qcow2_default_l2_cache_bytes (&img->header);
-  if (load_l1_table (img, err) == -1)
-    goto fail_l1;
-  if (l2cache_init (&img->l2cache, img->header.cluster_size, cache_bytes,
-                    err) == -1)
-    goto fail_l1;
-  if (qcx_codec_pool_init (&img->codecs, img->header.cluster_size, err) == -1)
-    goto fail_cache;
+  if (open_metadata (img, opts, err) == -1) {
+    /* The caller still owns the store on failure. */
+    img->io.fd = -1;
+    qcow2_image_close (img);
+    return -1;
+  }
   *imgp = img;
   return 0;
-
- fail_cache:
-  l2cache_free (&img->l2cache);
- fail_l1:
-  free (img->l1_table);
-  qcow2_header_free (&img->header);
- fail_header:
-  pthread_mutex_destroy (&img->lock);
-  free (img);
-  return -1;
 }
 
 int
@@ -100,13 +149,23 @@ qcow2_image_open (const char *path, const struct qcow2_open_options *opts,
                   struct qcow2_image **imgp, struct qcx_err *err)
 {
   struct qcx_io io;
+  const char *reason = NULL;
 
-  if (qcx_io_open_file (&io, path, opts->readonly, err) == -1)
-    return -1;
+  if (qcx_io_open_file (&io, path, opts->readonly, err) == -1) {
+    if (opts->readonly ||
+        (err->errnum != EACCES && err->errnum != EROFS && err->errnum != EPERM))
+      return -1;
+    /* Not writable by us: serve it read-only. */
+    reason = "the file is not writable";
+    if (qcx_io_open_file (&io, path, true, err) == -1)
+      return -1;
+  }
   if (qcow2_image_open_io (&io, opts, imgp, err) == -1) {
     qcx_io_close (&io);
     return -1;
   }
+  if (reason && (*imgp)->readonly_reason == NULL)
+    (*imgp)->readonly_reason = reason;
   return 0;
 }
 
@@ -115,11 +174,17 @@ qcow2_image_close (struct qcow2_image *img)
 {
   if (img == NULL)
     return;
-  qcx_codec_pool_destroy (&img->codecs);
-  l2cache_free (&img->l2cache);
+  if (img->codecs_ready)
+    qcx_codec_pool_destroy (&img->codecs);
+  if (img->l2_tables.buckets)
+    tablecache_free (&img->l2_tables);
+  qcow2_refcounts_free (img);
+  qcow2_allocator_free (img);
+  free (img->l1_dirty);
   free (img->l1_table);
   qcow2_header_free (&img->header);
   qcx_io_close (&img->io);
+  pthread_rwlock_destroy (&img->io_barrier);
   pthread_mutex_destroy (&img->lock);
   free (img);
 }

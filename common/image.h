@@ -4,10 +4,18 @@
  * header, the L1 table, the L2 cache and the per-thread codecs.  One
  * image is shared by every connection and thread of a server.
  *
- * Locking: `lock` protects the metadata (L1 table, L2 cache).  It is
- * held only while mapping guest offsets to host offsets; guest data is
- * read with pread(2) and decompressed outside it.  All functions below
- * may be called from many threads at once, except open and close.
+ * Locking:
+ *   - `lock` protects the metadata (L1 table, L2 cache, refcounts,
+ *     allocator).  It is held while mapping guest offsets and while
+ *     allocating; guest data of allocated clusters is read and written
+ *     with pread(2)/pwrite(2) outside it, and decompressed outside it.
+ *   - `io_barrier` (a writer-preferring rwlock) is held for reading by
+ *     every request from its first mapping to its last data I/O.  A
+ *     flush takes it for writing for an instant before freed clusters
+ *     become reusable, so no request still holds a host offset that
+ *     might be handed out again.  Lock order: io_barrier, then lock.
+ * All functions below may be called from many threads at once, except
+ * open and close.
  *
  * Ownership: qcow2_image_open() returns a heap object that
  * qcow2_image_close() frees; nothing else is owned by the caller.
@@ -22,11 +30,16 @@
 #include "compress.h"
 #include "error.h"
 #include "header.h"
+#include "allocator.h"
 #include "io.h"
-#include "l2cache.h"
 #include "l2entry.h"
+#include "refcount.h"
+#include "tablecache.h"
 
 struct qcow2_open_options {
+  /* Read-only, or writable where the image allows it (see
+   * readonly_reason in the image).
+   */
   bool readonly;
   /* Bytes of L2 tables to cache; 0 picks the default (see
    * qcow2_default_l2_cache_bytes).
@@ -38,11 +51,19 @@ struct qcow2_image {
   struct qcx_io io;
   struct qcow2_header header;
   struct qcow2_l2_geometry geom;
+  pthread_mutex_t lock;         /* metadata, see above */
+  pthread_rwlock_t io_barrier;
   uint64_t *l1_table;           /* host byte order, header.l1_size entries */
-  pthread_mutex_t lock;         /* metadata: l1_table, l2cache */
-  struct l2cache l2cache;
+  uint32_t *l1_dirty;           /* L1 indexes changed since the last flush */
+  size_t nr_l1_dirty, l1_dirty_cap;
+  struct tablecache l2_tables;
+  struct qcow2_refcounts refcounts;     /* writable images only */
+  struct qcow2_allocator alloc;
   struct qcx_codec_pool codecs;
+  bool codecs_ready;
   bool readonly;
+  const char *readonly_reason;  /* why a writable open fell back, or NULL */
+  bool header_prepared;         /* autoclear bits cleared (first write) */
 };
 
 /* Default L2 cache: what maps 256 GiB of guest data (QEMU's default
@@ -98,6 +119,33 @@ int qcow2_map_run (struct qcow2_image *img, uint64_t offset,
                    uint64_t max_len, struct qcow2_run *run,
                    struct qcx_err *err);
 
+/* Where a guest cluster's L2 entry lives (write side, mapping.c). */
+struct qcow2_l2_slot {
+  uint64_t l1_index;
+  uint64_t l2_offset;           /* 0: no L2 table (entry reads as 0) */
+  uint64_t index;               /* entry within the table */
+};
+
+/* With the metadata lock held: the L2 entry and subcluster bitmap (0
+ * without extended L2) of the guest cluster holding OFFSET.  With
+ * CREATE, a missing L2 table is allocated first.
+ */
+int qcow2_l2_load (struct qcow2_image *img, uint64_t offset, bool create,
+                   struct qcow2_l2_slot *slot, uint64_t *l2_entry,
+                   uint64_t *bitmap, struct qcx_err *err);
+/* With the metadata lock held: replace the entry (slot must have a
+ * table).  The change reaches the disk at the next write-back.
+ */
+int qcow2_l2_store (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
+                    uint64_t l2_entry, uint64_t bitmap, struct qcx_err *err);
+
+/* Decompress the compressed cluster D into this thread's scratch
+ * buffer; *CLUSTER points at it until the thread's next call.
+ */
+int qcow2_decompress_cluster (struct qcow2_image *img,
+                              const struct qcow2_compressed_desc *d,
+                              uint8_t **cluster, struct qcx_err *err);
+
 /* Read guest bytes [offset, offset + count) into BUF. */
 int qcow2_image_read (struct qcow2_image *img, void *buf, uint64_t count,
                       uint64_t offset, struct qcx_err *err);
@@ -113,5 +161,41 @@ int qcow2_image_extents (struct qcow2_image *img, uint64_t offset,
                          uint64_t count, unsigned max_calls,
                          qcow2_extent_cb cb, void *opaque,
                          struct qcx_err *err);
+
+/* Writes (write.c, zero.c).  FUA makes the request durable before it
+ * returns.  Errors: EROFS on a read-only image; ENOTSUP from zero with
+ * FAST when zeroing would have to write data.
+ */
+#define QCOW2_WRITE_FUA  1u
+int qcow2_image_write (struct qcow2_image *img, const void *buf,
+                       uint64_t count, uint64_t offset, unsigned flags,
+                       struct qcx_err *err);
+
+enum qcow2_zero_mode {
+  QCOW2_ZERO_KEEP,              /* read as zero, keep host clusters */
+  QCOW2_ZERO_MAY_TRIM,          /* read as zero, may release them */
+  QCOW2_TRIM,                   /* may release; reads as zero after */
+};
+#define QCOW2_ZERO_FAST  2u
+int qcow2_image_zero (struct qcow2_image *img, uint64_t count,
+                      uint64_t offset, enum qcow2_zero_mode mode,
+                      unsigned flags, struct qcx_err *err);
+
+/* Internal to the write side (write.c), shared with zero.c. */
+int qcow2_prepare_for_write (struct qcow2_image *img, struct qcx_err *err);
+int qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
+                            uint64_t offset, uint64_t len,
+                            struct qcx_err *err);
+int qcow2_free_compressed_later (struct qcow2_image *img, uint64_t l2_entry,
+                                 struct qcx_err *err);
+
+/* Make every completed write durable (flush.c). */
+int qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err);
+
+/* The L2 cache's eviction callback: write back all metadata in order
+ * (flush.c).  Called with the metadata lock held.
+ */
+int qcow2_metadata_make_clean (void *img, struct tablecache *c,
+                               struct qcx_err *err);
 
 #endif /* QCX_IMAGE_H */

@@ -74,7 +74,7 @@ qcx_io_pread (const struct qcx_io *io, void *buf, size_t count,
                       "%s at offset 0x%llx (+%zu bytes) is beyond the end "
                       "of the file (0x%llx bytes)",
                       what, (unsigned long long) offset, count,
-                      (unsigned long long) io->size);
+                      (unsigned long long) qcx_io_size (io));
   if (io->fd < 0) {
     memcpy (buf, io->mem + offset, count);
     return 0;
@@ -97,4 +97,88 @@ qcx_io_pread (const struct qcx_io *io, void *buf, size_t count,
     offset += r;
   }
   return 0;
+}
+
+static int
+check_writable (const struct qcx_io *io, const char *what,
+                struct qcx_err *err)
+{
+  if (io->readonly || io->fd < 0)
+    return qcx_error (err, EROFS, "writing %s: the image is read-only", what);
+  return 0;
+}
+
+int
+qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
+               uint64_t offset, const char *what, struct qcx_err *err)
+{
+  const char *p = buf;
+
+  if (check_writable (io, what, err) == -1)
+    return -1;
+  while (count > 0) {
+    ssize_t r = pwrite (io->fd, p, count, offset);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return qcx_error (err, errno, "writing %s at offset 0x%llx: %s", what,
+                        (unsigned long long) offset, strerror (errno));
+    }
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  /* Writes past the end grow the file: keep the size in step. */
+  uint64_t old = qcx_io_size (io);
+  while (offset > old &&
+         !__atomic_compare_exchange_n (&io->size, &old, offset, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    ;
+  return 0;
+}
+
+int
+qcx_io_pwrite_zeroes (struct qcx_io *io, uint64_t count, uint64_t offset,
+                      const char *what, struct qcx_err *err)
+{
+  static const char zeroes[65536];
+
+  while (count > 0) {
+    size_t n = count < sizeof zeroes ? count : sizeof zeroes;
+    if (qcx_io_pwrite (io, zeroes, n, offset, what, err) == -1)
+      return -1;
+    count -= n;
+    offset += n;
+  }
+  return 0;
+}
+
+int
+qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
+{
+  if (io->fd < 0 || io->readonly)
+    return 0;
+  if (fdatasync (io->fd) == -1)
+    return qcx_error (err, errno, "fdatasync: %s", strerror (errno));
+  return 0;
+}
+
+int
+qcx_io_truncate (struct qcx_io *io, uint64_t size, struct qcx_err *err)
+{
+  if (check_writable (io, "file size", err) == -1)
+    return -1;
+  if (ftruncate (io->fd, size) == -1)
+    return qcx_error (err, errno, "ftruncate: %s", strerror (errno));
+  __atomic_store_n (&io->size, size, __ATOMIC_RELEASE);
+  return 0;
+}
+
+void
+qcx_io_punch_hole (struct qcx_io *io, uint64_t offset, uint64_t len)
+{
+  if (io->fd < 0 || io->readonly)
+    return;
+  (void) fallocate (io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    offset, len);
 }

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "byteorder.h"
 #include "image.h"
@@ -28,7 +29,7 @@ get_l2_table (struct qcow2_image *img, uint64_t l1_index,
     return qcx_error (err, EIO, "L2 table at offset 0x%" PRIx64 " (L1 entry %"
                       PRIu64 ") is beyond the end of the file", l2_offset,
                       l1_index);
-  *table = l2cache_get (&img->l2cache, &img->io, l2_offset, err);
+  *table = tablecache_get (&img->l2_tables, &img->io, l2_offset, err);
   return *table ? 0 : -1;
 }
 
@@ -136,4 +137,90 @@ qcow2_map_run (struct qcow2_image *img, uint64_t offset, uint64_t max_len,
     r = run_in_table (&c, offset, limit, run, err);
   pthread_mutex_unlock (&img->lock);
   return r;
+}
+
+/* The write side: loading and storing single L2 entries. */
+
+static int
+remember_l1_change (struct qcow2_image *img, uint64_t l1_index,
+                    struct qcx_err *err)
+{
+  if (img->nr_l1_dirty == img->l1_dirty_cap) {
+    size_t cap = img->l1_dirty_cap ? img->l1_dirty_cap * 2 : 16;
+    uint32_t *p = realloc (img->l1_dirty, cap * sizeof *p);
+    if (p == NULL)
+      return qcx_error (err, errno, "realloc: %s", strerror (errno));
+    img->l1_dirty = p;
+    img->l1_dirty_cap = cap;
+  }
+  img->l1_dirty[img->nr_l1_dirty++] = l1_index;
+  return 0;
+}
+
+/* A new, empty L2 table for L1_INDEX.  The L1 entry changes in memory
+ * now and on disk only after the table itself (flush.c).
+ */
+static int
+create_l2_table (struct qcow2_image *img, uint64_t l1_index,
+                 struct qcx_err *err)
+{
+  uint64_t offset;
+
+  if (qcow2_alloc_clusters (img, 1, &offset, err) == -1 ||
+      tablecache_new (&img->l2_tables, offset, err) == NULL ||
+      remember_l1_change (img, l1_index, err) == -1)
+    return -1;
+  img->l1_table[l1_index] = offset | QCOW2_OFLAG_COPIED;
+  return 0;
+}
+
+int
+qcow2_l2_load (struct qcow2_image *img, uint64_t offset, bool create,
+               struct qcow2_l2_slot *slot, uint64_t *l2_entry,
+               uint64_t *bitmap, struct qcx_err *err)
+{
+  const struct qcow2_header *h = &img->header;
+  uint64_t cluster = offset >> h->cluster_bits;
+  const uint8_t *table, *e;
+
+  slot->l1_index = cluster >> h->l2_bits;
+  slot->index = cluster & (h->l2_entries - 1);
+  slot->l2_offset = 0;
+  *l2_entry = *bitmap = 0;
+  if (slot->l1_index >= h->l1_size)
+    return qcx_error (err, EIO, "guest offset 0x%" PRIx64 " is beyond the "
+                      "L1 table", offset);
+  if (get_l2_table (img, slot->l1_index, &table, err) == -1)
+    return -1;
+  if (table == NULL) {
+    if (!create)
+      return 0;
+    if (create_l2_table (img, slot->l1_index, err) == -1 ||
+        get_l2_table (img, slot->l1_index, &table, err) == -1)
+      return -1;
+  }
+  slot->l2_offset = img->l1_table[slot->l1_index] & QCOW2_L1E_OFFSET_MASK;
+  e = table + slot->index * h->l2_entry_size;
+  *l2_entry = load_be64 (e);
+  if (h->extended_l2)
+    *bitmap = load_be64 (e + 8);
+  return 0;
+}
+
+int
+qcow2_l2_store (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
+                uint64_t l2_entry, uint64_t bitmap, struct qcx_err *err)
+{
+  const struct qcow2_header *h = &img->header;
+  uint8_t *table, *e;
+
+  table = tablecache_get_dirty (&img->l2_tables, &img->io, slot->l2_offset,
+                                err);
+  if (table == NULL)
+    return -1;
+  e = table + slot->index * h->l2_entry_size;
+  store_be64 (e, l2_entry);
+  if (h->extended_l2)
+    store_be64 (e + 8, bitmap);
+  return 0;
 }

@@ -5,25 +5,23 @@
 
 #include "image.h"
 
-/* Decompress the cluster behind RUN and copy the run's bytes to BUF.
- * Runs outside the metadata lock with this thread's codec.
- */
-static int
-read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
-                 uint8_t *buf, struct qcx_err *err)
+int
+qcow2_decompress_cluster (struct qcow2_image *img,
+                          const struct qcow2_compressed_desc *d,
+                          uint8_t **cluster, struct qcx_err *err)
 {
-  const struct qcow2_compressed_desc *d = &run->compressed;
+  uint64_t file_size = qcx_io_size (&img->io);
   struct qcx_codec *codec;
   uint64_t n;
 
-  if (d->host_offset >= img->io.size)
+  if (d->host_offset >= file_size)
     return qcx_error (err, EIO, "compressed cluster at host offset 0x%"
                       PRIx64 " is beyond the end of the file",
                       d->host_offset);
   /* The last sector may be cut short by the end of the file: QEMU does
    * not pad the final compressed cluster.
    */
-  n = img->io.size - d->host_offset;
+  n = file_size - d->host_offset;
   if (n > d->max_bytes)
     n = d->max_bytes;
   if (n > img->codecs.in_size)
@@ -38,8 +36,22 @@ read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
                       qcx_codec_inbuf (codec), n, qcx_codec_outbuf (codec),
                       img->header.cluster_size, err) == -1)
     return -1;
-  memcpy (buf, qcx_codec_outbuf (codec) + run->offset_in_cluster,
-          run->length);
+  *cluster = qcx_codec_outbuf (codec);
+  return 0;
+}
+
+/* Copy the bytes of a compressed run.  Runs outside the metadata lock
+ * with this thread's codec.
+ */
+static int
+read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
+                 uint8_t *buf, struct qcx_err *err)
+{
+  uint8_t *cluster;
+
+  if (qcow2_decompress_cluster (img, &run->compressed, &cluster, err) == -1)
+    return -1;
+  memcpy (buf, cluster + run->offset_in_cluster, run->length);
   return 0;
 }
 
@@ -49,22 +61,24 @@ qcow2_image_read (struct qcow2_image *img, void *buf, uint64_t count,
 {
   uint8_t *p = buf;
 
+  int r = 0;
+
   if (offset > img->header.size || count > img->header.size - offset)
     return qcx_error (err, EINVAL, "read beyond the end of the disk");
-  while (count > 0) {
+  pthread_rwlock_rdlock (&img->io_barrier);
+  while (count > 0 && r == 0) {
     struct qcow2_run run;
 
-    if (qcow2_map_run (img, offset, count, &run, err) == -1)
-      return -1;
+    r = qcow2_map_run (img, offset, count, &run, err);
+    if (r == -1)
+      break;
     switch (run.type) {
     case QCOW2_SC_NORMAL:
-      if (qcx_io_pread (&img->io, p, run.length, run.host_offset,
-                        "data cluster", err) == -1)
-        return -1;
+      r = qcx_io_pread (&img->io, p, run.length, run.host_offset,
+                        "data cluster", err);
       break;
     case QCOW2_SC_COMPRESSED:
-      if (read_compressed (img, &run, p, err) == -1)
-        return -1;
+      r = read_compressed (img, &run, p, err);
       break;
     case QCOW2_SC_ZERO_PLAIN:
     case QCOW2_SC_ZERO_ALLOC:
@@ -76,12 +90,14 @@ qcow2_image_read (struct qcow2_image *img, void *buf, uint64_t count,
       memset (p, 0, run.length);
       break;
     case QCOW2_SC_INVALID:
-      return qcx_error (err, EIO, "invalid L2 entry at guest offset 0x%"
-                        PRIx64, offset);
+      r = qcx_error (err, EIO, "invalid L2 entry at guest offset 0x%"
+                     PRIx64, offset);
+      break;
     }
     p += run.length;
     offset += run.length;
     count -= run.length;
   }
-  return 0;
+  pthread_rwlock_unlock (&img->io_barrier);
+  return r;
 }

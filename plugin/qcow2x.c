@@ -38,6 +38,13 @@ static struct qcow2_image *image;
 static void
 qcx_unload (void)
 {
+  struct qcx_err err = { 0 };
+
+  /* Write back what the caches hold: a clean shutdown leaves no
+   * leaks.
+   */
+  if (image && qcow2_image_flush (image, &err) == -1)
+    nbdkit_error ("%s: flushing at shutdown: %s", filename, err.msg);
   qcow2_image_close (image);
   image = NULL;
   free (filename);
@@ -124,8 +131,11 @@ check_backing (const struct qcow2_image *img)
 static int
 qcx_get_ready (void)
 {
+  /* Opened writable where possible: nbdkit -r stops writes per
+   * connection, and nothing on disk changes before the first write.
+   */
   struct qcow2_open_options opts = {
-    .readonly = true,           /* writes: not implemented yet */
+    .readonly = false,
     .l2_cache_bytes = l2_cache_size,
   };
   struct qcx_err err = { 0 };
@@ -140,9 +150,12 @@ qcx_get_ready (void)
   h = &image->header;
   if (check_backing (image) == -1)
     return -1;
-  if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
-    qcx_warning ("image is marked corrupt (incompatible bit 1): serving it "
-                 "read-only; run 'qemu-img check -r all' to repair it");
+  if (image->readonly_reason) {
+    char msg[512];
+    snprintf (msg, sizeof msg, "%s: serving it read-only (%s)", filename,
+              image->readonly_reason);
+    qcx_warning (msg);
+  }
   if (h->has_bitmaps_ext)
     nbdkit_debug ("image has %" PRIu32 " persistent bitmap(s): ignored",
                   h->nb_bitmaps);
@@ -153,7 +166,7 @@ qcx_get_ready (void)
                 h->extended_l2 ? "extended" : "standard",
                 1u << h->refcount_order,
                 h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
-                h->size, image->l2cache.capacity);
+                h->size, image->l2_tables.capacity);
   return 0;
 }
 
@@ -190,8 +203,43 @@ qcx_block_size (void *handle,
 static int
 qcx_can_write (void *handle)
 {
+  struct qcow2_image *img = handle;
+  return !img->readonly;
+}
+
+static int
+qcx_can_flush (void *handle)
+{
   (void) handle;
-  return 0;
+  return 1;
+}
+
+static int
+qcx_can_fua (void *handle)
+{
+  (void) handle;
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+qcx_can_zero (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+qcx_can_fast_zero (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+static int
+qcx_can_trim (void *handle)
+{
+  (void) handle;
+  return 1;
 }
 
 static int
@@ -236,6 +284,60 @@ qcx_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
 }
 
 static int
+qcx_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
+            uint32_t flags)
+{
+  struct qcx_err err = { 0 };
+  unsigned f = (flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0;
+
+  if (qcow2_image_write (handle, buf, count, offset, f, &err) == -1)
+    return report (&err);
+  return 0;
+}
+
+static int
+qcx_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  struct qcx_err err = { 0 };
+  enum qcow2_zero_mode mode = (flags & NBDKIT_FLAG_MAY_TRIM)
+    ? QCOW2_ZERO_MAY_TRIM : QCOW2_ZERO_KEEP;
+  unsigned f = ((flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0) |
+    ((flags & NBDKIT_FLAG_FAST_ZERO) ? QCOW2_ZERO_FAST : 0);
+
+  if (qcow2_image_zero (handle, count, offset, mode, f, &err) == -1) {
+    /* A fast zero that cannot be fast is not worth a log line. */
+    if (err.errnum == ENOTSUP && (flags & NBDKIT_FLAG_FAST_ZERO)) {
+      errno = ENOTSUP;
+      return -1;
+    }
+    return report (&err);
+  }
+  return 0;
+}
+
+static int
+qcx_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  struct qcx_err err = { 0 };
+  unsigned f = (flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0;
+
+  if (qcow2_image_zero (handle, count, offset, QCOW2_TRIM, f, &err) == -1)
+    return report (&err);
+  return 0;
+}
+
+static int
+qcx_flush (void *handle, uint32_t flags)
+{
+  struct qcx_err err = { 0 };
+
+  (void) flags;
+  if (qcow2_image_flush (handle, &err) == -1)
+    return report (&err);
+  return 0;
+}
+
+static int
 add_extent (void *opaque, uint64_t offset, uint64_t length, unsigned flags)
 {
   return nbdkit_add_extent (opaque, offset, length, flags);
@@ -271,10 +373,19 @@ static struct nbdkit_plugin plugin = {
   .get_size          = qcx_get_size,
   .block_size        = qcx_block_size,
   .can_write         = qcx_can_write,
+  .can_flush         = qcx_can_flush,
+  .can_fua           = qcx_can_fua,
+  .can_zero          = qcx_can_zero,
+  .can_fast_zero     = qcx_can_fast_zero,
+  .can_trim          = qcx_can_trim,
   .can_multi_conn    = qcx_can_multi_conn,
   .can_extents       = qcx_can_extents,
   .can_cache         = qcx_can_cache,
   .pread             = qcx_pread,
+  .pwrite            = qcx_pwrite,
+  .zero              = qcx_zero,
+  .trim              = qcx_trim,
+  .flush             = qcx_flush,
   .extents           = qcx_extents,
   .errno_is_preserved = 1,
 };
