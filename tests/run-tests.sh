@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# qcow2x test runner.
+#
+#   tests/run-tests.sh            run every tests/test-*.sh and every
+#                                 executable tests/unit/* (not *.c)
+#   tests/run-tests.sh NAME...    run only these (test-read-v2, test-read-v2.sh,
+#                                 tests/test-read-v2.sh or unit/NAME)
+#
+# Each test runs with a timeout ($QCX_TEST_TIMEOUT seconds, default 300),
+# its output goes to tests/logs/NAME.log, and one line is printed:
+# "PASS: NAME" or "FAIL: NAME (...)".  Exit status 77 (could not run: a
+# tool is missing) counts as a failure.  The last line is exactly
+# "N passed, N failed"; the exit status is non-zero if anything failed.
+
+set -u
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+
+testsdir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+logdir=$testsdir/logs
+mkdir -p "$logdir"
+timeout_s=${QCX_TEST_TIMEOUT:-300}
+
+tests=()
+if [ $# -gt 0 ]; then
+    for a in "$@"; do
+        a=${a#tests/}
+        a=${a#"$testsdir"/}
+        if [ -f "$testsdir/$a" ]; then
+            tests+=("$a")
+        elif [ -f "$testsdir/$a.sh" ]; then
+            tests+=("$a.sh")
+        else
+            echo "run-tests.sh: no such test: $a" >&2
+            tests+=("$a")   # reported as FAIL below
+        fi
+    done
+else
+    for t in "$testsdir"/test-*.sh; do
+        [ -e "$t" ] || continue
+        tests+=("${t#"$testsdir"/}")
+    done
+    for t in "$testsdir"/unit/*; do
+        [ -f "$t" ] && [ -x "$t" ] || continue
+        case "$t" in *.c|*.h|*.o) continue ;; esac
+        tests+=("${t#"$testsdir"/}")
+    done
+fi
+
+passed=0
+failed=0
+failed_names=()
+for t in "${tests[@]}"; do
+    name=${t%.sh}
+    logname=${name//\//-}
+    log=$logdir/$logname.log
+    start=$(date +%s)
+    if [ ! -f "$testsdir/$t" ]; then
+        echo "no such test: $testsdir/$t" > "$log"
+        rc=127
+    else
+        case "$t" in
+            *.sh) cmd=(bash "$testsdir/$t") ;;
+            *)    cmd=("$testsdir/$t") ;;
+        esac
+        # Run from the tests directory; tests must not depend on cwd anyway.
+        ( cd "$testsdir" &&
+          timeout --kill-after=10 "$timeout_s" "${cmd[@]}" ) \
+            </dev/null >"$log" 2>&1
+        rc=$?
+    fi
+    secs=$(( $(date +%s) - start ))
+    echo "exit status $rc after ${secs}s" >> "$log"
+    if [ "$rc" -eq 0 ]; then
+        echo "PASS: $t"
+        passed=$((passed + 1))
+    else
+        case "$rc" in
+            77)  why="exit 77: could not run, a required tool is missing" ;;
+            124|137) why="timed out after ${timeout_s}s" ;;
+            *)   why="exit $rc" ;;
+        esac
+        echo "FAIL: $t ($why; log: tests/logs/$logname.log)"
+        failed=$((failed + 1))
+        failed_names+=("$t")
+    fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
