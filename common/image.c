@@ -73,6 +73,11 @@ init_locks (struct qcow2_image *img, struct qcx_err *err)
   r = pthread_mutex_init (&img->lock, NULL);
   if (r != 0)
     return qcx_error (err, r, "pthread_mutex_init: %s", strerror (r));
+  r = pthread_cond_init (&img->busy_cond, NULL);
+  if (r != 0) {
+    pthread_mutex_destroy (&img->lock);
+    return qcx_error (err, r, "pthread_cond_init: %s", strerror (r));
+  }
   pthread_rwlockattr_init (&attr);
   /* A flush waiting for the barrier must not starve behind a stream
    * of new requests.
@@ -82,6 +87,7 @@ init_locks (struct qcow2_image *img, struct qcx_err *err)
   r = pthread_rwlock_init (&img->io_barrier, &attr);
   pthread_rwlockattr_destroy (&attr);
   if (r != 0) {
+    pthread_cond_destroy (&img->busy_cond);
     pthread_mutex_destroy (&img->lock);
     return qcx_error (err, r, "pthread_rwlock_init: %s", strerror (r));
   }
@@ -181,10 +187,12 @@ qcow2_image_close (struct qcow2_image *img)
   qcow2_refcounts_free (img);
   qcow2_allocator_free (img);
   free (img->l1_dirty);
+  free (img->busy);
   free (img->l1_table);
   qcow2_header_free (&img->header);
   qcx_io_close (&img->io);
   pthread_rwlock_destroy (&img->io_barrier);
+  pthread_cond_destroy (&img->busy_cond);
   pthread_mutex_destroy (&img->lock);
   free (img);
 }

@@ -64,6 +64,10 @@ struct qcow2_image {
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   bool header_prepared;         /* autoclear bits cleared (first write) */
+  /* Guest clusters with an allocating write in progress (write.c). */
+  uint64_t *busy;
+  size_t nr_busy, busy_cap;
+  pthread_cond_t busy_cond;
 };
 
 /* Default L2 cache: what maps 256 GiB of guest data (QEMU's default
@@ -188,6 +192,8 @@ int qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
                             struct qcx_err *err);
 int qcow2_free_compressed_later (struct qcow2_image *img, uint64_t l2_entry,
                                  struct qcx_err *err);
+/* Wait (lock held) until no allocating write owns OFFSET's cluster. */
+void qcow2_wait_not_busy (struct qcow2_image *img, uint64_t offset);
 
 /* Make every completed write durable (flush.c). */
 int qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err);

@@ -3,17 +3,23 @@
  *
  * A request is split at guest cluster boundaries.  Per cluster:
  *   - every touched subcluster already holds data of its own: write in
- *     place, outside the metadata lock;
+ *     place;
  *   - otherwise allocate: the unit is the subcluster with extended L2
  *     entries (only touched subclusters get the allocated bit; the
- *     others keep their state) and the cluster without; bytes of a unit
- *     the request does not cover are zero (or kept, for a unit that
- *     already had data);
+ *     others keep their state) and the cluster without; bytes of a
+ *     newly allocated unit that the request does not cover are zeroed;
  *   - a compressed cluster is decompressed, merged and rewritten to a
  *     new cluster, and its old sectors are released.
- * New clusters are counted before data is written and the L2 entry
- * that exposes them changes last; see flush.c for when each reaches
- * the disk.
+ *
+ * Allocation is planned under the metadata lock (host cluster counted,
+ * L2 table present), the data is written outside it, and the L2 entry
+ * that exposes the data changes last, under the lock again.  While a
+ * guest cluster is between plan and commit it is "busy": other writes,
+ * zeroes and trims of it wait, so no two requests allocate the same
+ * guest cluster and no entry changes under a request's feet.  Reads do
+ * not wait: until the commit they see the old state.  Bytes already
+ * holding data are never read back and rewritten, so a concurrent
+ * in-place write to the same cluster cannot be lost.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,132 +57,176 @@ qcow2_free_compressed_later (struct qcow2_image *img, uint64_t l2_entry,
                                      err);
 }
 
-/* Write a whole new cluster's worth of guest data: BUF covers
- * [in, in + len) of the cluster, the rest is FILL (or zero if NULL).
- */
-static int
-write_cluster_image (struct qcow2_image *img, uint64_t host,
-                     const uint8_t *fill, const uint8_t *buf, uint64_t in,
-                     uint64_t len, struct qcx_err *err)
-{
-  uint64_t cs = img->header.cluster_size;
-  uint8_t *tmp;
-  int r;
+/* Busy guest clusters (see the top of this file).  Lock held. */
 
-  if (in == 0 && len == cs)
-    return qcx_io_pwrite (&img->io, buf, len, host, "data cluster", err);
-  tmp = malloc (cs);
-  if (tmp == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
-  if (fill)
-    memcpy (tmp, fill, cs);
-  else
-    memset (tmp, 0, cs);
-  memcpy (tmp + in, buf, len);
-  r = qcx_io_pwrite (&img->io, tmp, cs, host, "data cluster", err);
-  free (tmp);
-  return r;
+static bool
+is_busy (const struct qcow2_image *img, uint64_t guest_cluster)
+{
+  for (size_t i = 0; i < img->nr_busy; i++)
+    if (img->busy[i] == guest_cluster)
+      return true;
+  return false;
+}
+
+void
+qcow2_wait_not_busy (struct qcow2_image *img, uint64_t offset)
+{
+  uint64_t gc = offset >> img->header.cluster_bits;
+
+  while (is_busy (img, gc))
+    pthread_cond_wait (&img->busy_cond, &img->lock);
 }
 
 static int
-rewrite_compressed (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
-                    uint64_t l2_entry, const uint8_t *buf, uint64_t in,
-                    uint64_t len, struct qcx_err *err)
+mark_busy (struct qcow2_image *img, uint64_t gc, struct qcx_err *err)
 {
-  struct qcow2_compressed_desc d;
-  uint8_t *old;
-  uint64_t host;
-
-  qcow2_decode_compressed (&img->geom, l2_entry, &d);
-  if (qcow2_decompress_cluster (img, &d, &old, err) == -1 ||
-      qcow2_alloc_clusters (img, 1, &host, err) == -1 ||
-      write_cluster_image (img, host, old, buf, in, len, err) == -1 ||
-      qcow2_l2_store (img, slot, host | QCOW2_OFLAG_COPIED,
-                      img->header.extended_l2 ? QCOW2_SC_ALLOC_MASK : 0,
-                      err) == -1)
-    return -1;
-  return qcow2_free_compressed_later (img, l2_entry, err);
-}
-
-static int
-write_standard (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
-                uint64_t l2_entry, const uint8_t *buf, uint64_t in,
-                uint64_t len, struct qcx_err *err)
-{
-  enum qcow2_subcluster_type t =
-    qcow2_classify_subcluster (&img->geom, l2_entry, 0, 0);
-  uint64_t host = 0;
-
-  /* A zero cluster that kept its host cluster is reused for the data. */
-  if (t == QCOW2_SC_ZERO_ALLOC)
-    host = qcow2_l2_host_offset (l2_entry);
-  else if (qcow2_alloc_clusters (img, 1, &host, err) == -1)
-    return -1;
-  if (write_cluster_image (img, host, NULL, buf, in, len, err) == -1)
-    return -1;
-  return qcow2_l2_store (img, slot, host | QCOW2_OFLAG_COPIED, 0, err);
-}
-
-/* Fill the partly covered subcluster SC of the unit buffer TMP (which
- * starts at subcluster FIRST): keep its data if it has some, else zero.
- */
-static int
-fill_partial_subcluster (struct qcow2_image *img, uint64_t l2_entry,
-                         uint64_t bitmap, unsigned sc, unsigned first,
-                         uint8_t *tmp, uint64_t host, struct qcx_err *err)
-{
-  uint64_t scs = img->header.subcluster_size;
-  uint8_t *p = tmp + (uint64_t) (sc - first) * scs;
-
-  if (qcow2_classify_subcluster (&img->geom, l2_entry, bitmap, sc) ==
-      QCOW2_SC_NORMAL)
-    return qcx_io_pread (&img->io, p, scs, host + sc * scs, "data cluster",
-                         err);
-  memset (p, 0, scs);
+  if (img->nr_busy == img->busy_cap) {
+    size_t cap = img->busy_cap ? img->busy_cap * 2 : 16;
+    uint64_t *p = realloc (img->busy, cap * sizeof *p);
+    if (p == NULL)
+      return qcx_error (err, errno, "realloc: %s", strerror (errno));
+    img->busy = p;
+    img->busy_cap = cap;
+  }
+  img->busy[img->nr_busy++] = gc;
   return 0;
 }
 
+static void
+unmark_busy (struct qcow2_image *img, uint64_t gc)
+{
+  for (size_t i = 0; i < img->nr_busy; i++)
+    if (img->busy[i] == gc) {
+      img->busy[i] = img->busy[--img->nr_busy];
+      break;
+    }
+  pthread_cond_broadcast (&img->busy_cond);
+}
+
+/* An allocating write of one guest cluster, between plan and commit. */
+struct alloc_write {
+  uint64_t offset;              /* guest offset of the request */
+  uint64_t in, len;             /* request within the cluster */
+  uint64_t old_entry, old_bitmap;
+  uint64_t host;                /* host cluster to write to */
+  bool new_host;                /* host was allocated for this write */
+  bool fresh;                   /* ... past the old end of file: zeroes */
+  uint64_t new_entry, new_bitmap;
+  /* Byte ranges of the cluster to zero around the request. */
+  uint64_t zero_lo[2], zero_hi[2];
+};
+
+static void
+plan_padding (struct alloc_write *w, unsigned i, uint64_t lo, uint64_t hi)
+{
+  w->zero_lo[i] = lo;
+  w->zero_hi[i] = w->fresh ? lo : hi;
+}
+
+/* Decide how to allocate (metadata lock held). */
 static int
-write_extended (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
-                uint64_t l2_entry, uint64_t bitmap, const uint8_t *buf,
-                uint64_t in, uint64_t len, struct qcx_err *err)
+plan_alloc_write (struct qcow2_image *img, struct alloc_write *w,
+                  struct qcx_err *err)
 {
   const struct qcow2_header *h = &img->header;
-  unsigned first = in >> h->subcluster_bits;
-  unsigned last = (in + len - 1) >> h->subcluster_bits;
-  uint64_t lo = (uint64_t) first << h->subcluster_bits;
-  uint64_t hi = (uint64_t) (last + 1) << h->subcluster_bits;
-  uint64_t host = qcow2_l2_host_offset (l2_entry);
-  uint64_t mask = subcluster_mask (first, last);
-  uint64_t alloc, zero;
-  int r;
+  uint64_t cs = h->cluster_size;
+  bool compressed = w->old_entry & QCOW2_OFLAG_COMPRESSED;
+  uint64_t old_size = qcx_io_size (&img->io);
 
-  if (host == 0 && qcow2_alloc_clusters (img, 1, &host, err) == -1)
-    return -1;
-  if (lo == in && hi == in + len)
-    r = qcx_io_pwrite (&img->io, buf, len, host + in, "data cluster", err);
-  else {
-    uint8_t *tmp = malloc (hi - lo);
-    if (tmp == NULL)
-      return qcx_error (err, errno, "malloc: %s", strerror (errno));
-    r = fill_partial_subcluster (img, l2_entry, bitmap, first, first, tmp,
-                                 host, err);
-    if (r == 0 && last != first)
-      r = fill_partial_subcluster (img, l2_entry, bitmap, last, first, tmp,
-                                   host, err);
-    if (r == 0) {
-      memcpy (tmp + (in - lo), buf, len);
-      r = qcx_io_pwrite (&img->io, tmp, hi - lo, host + lo, "data cluster",
-                         err);
-    }
-    free (tmp);
+  w->host = 0;
+  if (!compressed) {
+    enum qcow2_subcluster_type t =
+      qcow2_classify_subcluster (&img->geom, w->old_entry, 0, 0);
+    /* Extended L2: the cluster's host cluster, if it has one.  Standard:
+     * a zero cluster that kept its host cluster is reused.
+     */
+    if (h->extended_l2 || t == QCOW2_SC_ZERO_ALLOC)
+      w->host = qcow2_l2_host_offset (w->old_entry);
   }
-  if (r == -1)
+  w->new_host = w->host == 0;
+  if (w->new_host && qcow2_alloc_clusters (img, 1, &w->host, err) == -1)
     return -1;
-  alloc = (bitmap & QCOW2_SC_ALLOC_MASK) | mask;
-  zero = (bitmap >> 32) & ~mask;
-  return qcow2_l2_store (img, slot, host | QCOW2_OFLAG_COPIED,
-                         alloc | (zero << 32), err);
+  w->fresh = w->new_host && w->host >= old_size;
+  w->new_entry = w->host | QCOW2_OFLAG_COPIED;
+  w->new_bitmap = 0;
+  plan_padding (w, 0, 0, 0);
+  plan_padding (w, 1, 0, 0);
+
+  if (compressed) {
+    /* The whole cluster is rewritten from the decompressed data. */
+    if (h->extended_l2)
+      w->new_bitmap = QCOW2_SC_ALLOC_MASK;
+  }
+  else if (!h->extended_l2) {
+    plan_padding (w, 0, 0, w->in);
+    plan_padding (w, 1, w->in + w->len, cs);
+  }
+  else {
+    unsigned first = w->in >> h->subcluster_bits;
+    unsigned last = (w->in + w->len - 1) >> h->subcluster_bits;
+    uint64_t mask = subcluster_mask (first, last);
+    uint64_t alloc = (w->old_bitmap & QCOW2_SC_ALLOC_MASK) | mask;
+    uint64_t zero = (w->old_bitmap >> 32) & ~mask;
+
+    /* Only the end subclusters can be partly covered; one that already
+     * has data keeps it.
+     */
+    if (qcow2_classify_subcluster (&img->geom, w->old_entry, w->old_bitmap,
+                                   first) != QCOW2_SC_NORMAL)
+      plan_padding (w, 0, (uint64_t) first << h->subcluster_bits, w->in);
+    if (qcow2_classify_subcluster (&img->geom, w->old_entry, w->old_bitmap,
+                                   last) != QCOW2_SC_NORMAL)
+      plan_padding (w, 1, w->in + w->len,
+                    (uint64_t) (last + 1) << h->subcluster_bits);
+    w->new_bitmap = alloc | (zero << 32);
+  }
+  return 0;
+}
+
+/* The data part (no lock held). */
+static int
+do_alloc_write (struct qcow2_image *img, const struct alloc_write *w,
+                const uint8_t *buf, struct qcx_err *err)
+{
+  uint64_t cs = img->header.cluster_size;
+
+  if (w->old_entry & QCOW2_OFLAG_COMPRESSED) {
+    struct qcow2_compressed_desc d;
+    uint8_t *cluster;
+
+    qcow2_decode_compressed (&img->geom, w->old_entry, &d);
+    if (qcow2_decompress_cluster (img, &d, &cluster, err) == -1)
+      return -1;
+    memcpy (cluster + w->in, buf, w->len);
+    return qcx_io_pwrite (&img->io, cluster, cs, w->host, "data cluster",
+                          err);
+  }
+  if (qcx_io_pwrite (&img->io, buf, w->len, w->host + w->in, "data cluster",
+                     err) == -1)
+    return -1;
+  for (unsigned i = 0; i < 2; i++)
+    if (w->zero_hi[i] > w->zero_lo[i] &&
+        qcx_io_pwrite_zeroes (&img->io, w->zero_hi[i] - w->zero_lo[i],
+                              w->host + w->zero_lo[i], "data cluster",
+                              err) == -1)
+      return -1;
+  return 0;
+}
+
+/* Expose the data (lock held). */
+static int
+commit_alloc_write (struct qcow2_image *img, const struct alloc_write *w,
+                    struct qcx_err *err)
+{
+  struct qcow2_l2_slot slot;
+  uint64_t e, b;
+
+  if (qcow2_l2_load (img, w->offset, true, &slot, &e, &b, err) == -1 ||
+      qcow2_l2_store (img, &slot, w->new_entry, w->new_bitmap, err) == -1)
+    return -1;
+  if (w->old_entry & QCOW2_OFLAG_COMPRESSED)
+    return qcow2_free_compressed_later (img, w->old_entry, err);
+  return 0;
 }
 
 /* True if every subcluster the range touches already has its own data
@@ -207,35 +257,50 @@ int
 qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
                         uint64_t offset, uint64_t len, struct qcx_err *err)
 {
-  uint64_t in = offset & (img->header.cluster_size - 1);
+  uint64_t gc = offset >> img->header.cluster_bits;
+  struct alloc_write w = {
+    .offset = offset, .in = offset & (img->header.cluster_size - 1),
+    .len = len,
+  };
   struct qcow2_l2_slot slot;
-  uint64_t l2_entry, bitmap, host;
   bool invalid;
   int r;
 
   pthread_mutex_lock (&img->lock);
-  r = qcow2_l2_load (img, offset, false, &slot, &l2_entry, &bitmap, err);
-  if (r == 0 && all_normal (img, l2_entry, bitmap, in, len, &invalid)) {
-    host = qcow2_l2_host_offset (l2_entry) + in;
+  qcow2_wait_not_busy (img, offset);
+  r = qcow2_l2_load (img, offset, false, &slot, &w.old_entry, &w.old_bitmap,
+                     err);
+  if (r == 0 &&
+      all_normal (img, w.old_entry, w.old_bitmap, w.in, len, &invalid)) {
+    uint64_t host = qcow2_l2_host_offset (w.old_entry) + w.in;
     pthread_mutex_unlock (&img->lock);
-    /* In place, outside the lock; the io barrier keeps the cluster
-     * from being reused under us.
+    /* In place; the io barrier keeps the cluster from being reused
+     * under us.
      */
     return qcx_io_pwrite (&img->io, buf, len, host, "data cluster", err);
   }
   if (r == 0 && invalid)
     r = qcx_error (err, EIO, "invalid L2 entry 0x%016" PRIx64 " for guest "
-                   "offset 0x%" PRIx64, l2_entry, offset);
-  if (r == 0 && slot.l2_offset == 0)
-    r = qcow2_l2_load (img, offset, true, &slot, &l2_entry, &bitmap, err);
-  if (r == 0) {
-    if (l2_entry & QCOW2_OFLAG_COMPRESSED)
-      r = rewrite_compressed (img, &slot, l2_entry, buf, in, len, err);
-    else if (img->header.extended_l2)
-      r = write_extended (img, &slot, l2_entry, bitmap, buf, in, len, err);
-    else
-      r = write_standard (img, &slot, l2_entry, buf, in, len, err);
+                   "offset 0x%" PRIx64, w.old_entry, offset);
+  if (r == 0)
+    r = plan_alloc_write (img, &w, err);
+  if (r == 0)
+    r = mark_busy (img, gc, err);
+  pthread_mutex_unlock (&img->lock);
+  if (r == -1)
+    return -1;
+
+  r = do_alloc_write (img, &w, buf, err);
+
+  pthread_mutex_lock (&img->lock);
+  if (r == 0)
+    r = commit_alloc_write (img, &w, err);
+  else if (w.new_host) {
+    /* Never exposed: give the cluster back (the error stays). */
+    struct qcx_err ignored;
+    qcow2_allocator_free_later (img, w.host, 1, &ignored);
   }
+  unmark_busy (img, gc);
   pthread_mutex_unlock (&img->lock);
   return r;
 }

@@ -215,6 +215,7 @@ zero_in_cluster (const struct zero_ctx *z, uint64_t offset, uint64_t len,
 
   memset (plan, 0, sizeof *plan);
   pthread_mutex_lock (&img->lock);
+  qcow2_wait_not_busy (img, offset);
   r = qcow2_l2_load (img, offset, false, &slot, &l2_entry, &bitmap, err);
   if (r == 0 && img->header.extended_l2)
     r = zero_extended (z, &slot, l2_entry, bitmap, offset, len, plan, err);
