@@ -18,17 +18,22 @@ MANDIR   ?= $(PREFIX)/share/man/man1
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:.c=.o)
 PLUGIN_SO   := plugin/nbdkit-qcow2x-plugin.so
+FILTER_SO   := filter/nbdkit-qcow2xchain-filter.so
+FILTER_OBJS := $(patsubst %.c,%.o,$(wildcard filter/*.c))
 PLUGIN_OBJS := $(patsubst %.c,%.o,$(wildcard plugin/*.c))
 MANPAGE     := nbdkit-qcow2x.1
 
 .PHONY: all check run install clean deps unit
 
-all: $(PLUGIN_SO) $(MANPAGE)
+all: $(PLUGIN_SO) $(FILTER_SO) $(MANPAGE)
 
 common/%.o: common/%.c $(wildcard common/*.h)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 plugin/%.o: plugin/%.c $(wildcard common/*.h) $(wildcard plugin/*.h)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+filter/%.o: filter/%.c $(wildcard common/*.h) $(wildcard filter/*.h)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 common/libqcow2x.a: $(COMMON_OBJS)
@@ -37,6 +42,9 @@ common/libqcow2x.a: $(COMMON_OBJS)
 
 $(PLUGIN_SO): $(PLUGIN_OBJS) common/libqcow2x.a
 	$(CC) -shared -pthread $(LDFLAGS) -o $@ $(PLUGIN_OBJS) common/libqcow2x.a $(DEPLIBS)
+
+$(FILTER_SO): $(FILTER_OBJS) common/libqcow2x.a
+	$(CC) -shared -pthread $(LDFLAGS) -o $@ $(FILTER_OBJS) common/libqcow2x.a $(DEPLIBS)
 
 $(MANPAGE): nbdkit-qcow2x.pod
 	pod2man --section=1 --center="qcow2x" --release="qcow2x" --name=nbdkit-qcow2x $< > $@
@@ -60,8 +68,9 @@ run: deps
 	scripts/run.sh $(IMAGE)
 
 install: all
-	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(MANDIR)
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(FILTERDIR) $(DESTDIR)$(MANDIR)
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0755 $(FILTER_SO) $(DESTDIR)$(FILTERDIR)/
 	install -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/
 
 clean:

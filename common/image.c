@@ -104,6 +104,8 @@ open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
     return -1;
   img->geom.cluster_bits = img->header.cluster_bits;
   img->geom.extended_l2 = img->header.extended_l2;
+  img->has_backing = opts->has_backing >= 0 ? opts->has_backing
+    : img->header.backing_file != NULL;
   if (!img->readonly) {
     img->readonly_reason = readonly_reason (&img->header);
     if (img->readonly_reason)

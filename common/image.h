@@ -45,6 +45,11 @@ struct qcow2_open_options {
    * qcow2_default_l2_cache_bytes).
    */
   uint64_t l2_cache_bytes;
+  /* Whether unallocated space defers to a backing file: -1 as the
+   * header says, 0 no, 1 yes (the filter supplies a backing file the
+   * header does not name).
+   */
+  int has_backing;
 };
 
 struct qcow2_image {
@@ -61,6 +66,7 @@ struct qcow2_image {
   struct qcow2_allocator alloc;
   struct qcx_codec_pool codecs;
   bool codecs_ready;
+  bool has_backing;             /* unallocated space defers to a backing file */
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   bool header_prepared;         /* autoclear bits cleared (first write) */
@@ -95,7 +101,7 @@ qcow2_image_size (const struct qcow2_image *img)
 static inline bool
 qcow2_image_has_backing (const struct qcow2_image *img)
 {
-  return img->header.backing_file != NULL;
+  return img->has_backing;
 }
 
 /* A run of guest bytes with one subcluster type and, where there is a

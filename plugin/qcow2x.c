@@ -31,6 +31,7 @@ _Static_assert (QCX_EXTENT_HOLE == NBDKIT_EXTENT_HOLE &&
 static char *filename;
 static bool layer_only;
 static int64_t l2_cache_size;     /* 0: default */
+static int has_backing = -1;      /* -1: as the header says */
 
 /* The image, shared by all connections. */
 static struct qcow2_image *image;
@@ -71,6 +72,13 @@ qcx_config (const char *key, const char *value)
     layer_only = r;
     return 0;
   }
+  if (strcmp (key, "has-backing") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    has_backing = r;
+    return 0;
+  }
   if (strcmp (key, "l2-cache-size") == 0) {
     l2_cache_size = nbdkit_parse_size (value);
     if (l2_cache_size == -1)
@@ -99,6 +107,8 @@ qcx_config_complete (void)
   "[file=]<IMAGE>         (required) The qcow2 image to serve.\n" \
   "layer-only=true        Serve this layer alone even if it has a backing\n" \
   "                       file (unallocated regions read as zeros).\n" \
+  "has-backing=true|false Override whether unallocated space defers to a\n" \
+  "                       backing file (set by the qcow2xchain filter).\n" \
   "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
   "                       to map 256 GiB with 64 KiB clusters).\n" \
   create_config_help_text
@@ -119,6 +129,11 @@ check_backing (const struct qcow2_image *img)
 
   if (!qcow2_image_has_backing (img) || layer_only)
     return 0;
+  if (h->backing_file == NULL) {
+    nbdkit_error ("has-backing=true needs layer-only=true (the plugin "
+                  "alone cannot read a backing file)");
+    return -1;
+  }
   nbdkit_error ("%s has a backing file '%s'%s%s%s: serve the chain with "
                 "--filter=qcow2xchain, or this layer alone with "
                 "layer-only=true", filename, h->backing_file,
@@ -137,6 +152,7 @@ qcx_get_ready (void)
   struct qcow2_open_options opts = {
     .readonly = false,
     .l2_cache_bytes = l2_cache_size,
+    .has_backing = has_backing,
   };
   struct qcx_err err = { 0 };
   const struct qcow2_header *h;
