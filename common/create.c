@@ -712,6 +712,9 @@ open_new_image (const char *path, bool overwrite, struct qcx_err *err)
     return fd;
   }
 
+  if (stat (path, &st) == 0 && !S_ISREG (st.st_mode))
+    return qcx_error (err, EINVAL, "%s is not a regular file: refusing "
+                      "to create an image on it", path);
   fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd == -1)
     return qcx_error (err, errno, "open: %s: %s", path, strerror (errno));

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -57,16 +58,27 @@ seen (const char *key)
     c.first_param = nbdkit_strdup_intern (key);
 }
 
+/* Our own boolean parser (nbdkit_parse_bool's spellings), so that the
+ * error names the parameter.
+ */
 static int
 parse_bool (const char *key, const char *value, enum tristate *out)
 {
-  int r = nbdkit_parse_bool (value);
+  static const char *const yes[] = { "1", "true", "yes", "on" };
+  static const char *const no[] = { "0", "false", "no", "off" };
 
-  if (r == -1)
-    return -1;
-  *out = r ? YES : NO;
-  (void) key;
-  return 0;
+  for (unsigned i = 0; i < 4; i++) {
+    if (strcasecmp (value, yes[i]) == 0) {
+      *out = YES;
+      return 0;
+    }
+    if (strcasecmp (value, no[i]) == 0) {
+      *out = NO;
+      return 0;
+    }
+  }
+  nbdkit_error ("%s=%s: expected true or false", key, value);
+  return -1;
 }
 
 static int
@@ -149,12 +161,17 @@ config_one (const char *key, const char *value)
     return 1;
   }
   if (strcmp (key, "refcount-bits") == 0) {
-    if (nbdkit_parse_unsigned ("refcount-bits", value, &c.refcount_bits) == -1)
-      return -1;
-    if (c.refcount_bits == 0) {
-      nbdkit_error ("refcount-bits must not be 0");
+    char *end;
+    unsigned long v;
+    errno = 0;
+    v = strtoul (value, &end, 10);
+    if (errno || end == value || *end || value[0] == '-' || v == 0 ||
+        v > 1024) {
+      nbdkit_error ("refcount-bits=%s: expected 1, 2, 4, 8, 16, 32 or 64",
+                    value);
       return -1;
     }
+    c.refcount_bits = v;
     return 1;
   }
   if (strcmp (key, "compat") == 0) {

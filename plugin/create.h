@@ -24,7 +24,17 @@ int create_image_if_requested (const char *filename);
 void create_unload (void);
 
 #define create_config_help_text                                          \
-  "create=true            Create the image at start-up (see the man page\n" \
-  "                       for size=, cluster-size=, extended-l2=, ...)."
+  "create=true            Create the image at start-up (refuses an\n"     \
+  "                       existing file unless overwrite=true).\n"        \
+  "size=<SIZE>            Virtual size of the new image (required).\n"    \
+  "cluster-size=<SIZE>    512 to 2M, a power of two (default 64K).\n"     \
+  "extended-l2=true|false Subclusters (default: on if cluster-size>=16K).\n" \
+  "compression=zlib|zstd  Compression type (default zlib).\n"             \
+  "backing=<FILE>         Backing file name, stored as given.\n"          \
+  "backing-format=qcow2|raw  Backing file format (required with backing=).\n" \
+  "preallocation=off|metadata|falloc|full  (default off)\n"              \
+  "refcount-bits=<N>      1, 2, 4, ..., 64 (default 16).\n"              \
+  "compat=0.10|1.1        qcow2 version 2 or 3 (default 1.1).\n"          \
+  "overwrite=true         Replace an existing file."
 
 #endif /* QCX_PLUGIN_CREATE_H */

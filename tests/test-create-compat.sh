@@ -10,8 +10,10 @@ set -euo pipefail
 requires qemu-img qemu-io nbdkit nbdinfo nbdcopy cmp truncate od grep
 requires_python_nbd
 
-# create IMG ARGS...: create IMG through the plugin (captive nbdkit), and
-# check that the new export has the expected size if EXPECT_SIZE is set.
+# create IMG ARGS...: create IMG through the plugin (captive nbdkit: the
+# image is created at start-up, then served); the export size lands in
+# $tmpdir/created-size.  Overlays need layer-only=true in ARGS to be
+# served by the plugin alone.
 create ()
 {
     local img=$1
