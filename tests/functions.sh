@@ -62,6 +62,13 @@
 #   qcx_expect_layout IMG KEY OP N
 #                              fail unless (counter KEY) OP N, e.g.
 #                              qcx_expect_layout img compressed -ge 10.
+#   _qcx_cmp EXP ACT WHAT, _qcx_next/$_qcx_seq, _qcx_check_plugin: helpers
+#                              also used by tests/lib/chainlib.sh (keep).
+#
+# Environment: QCX_PLUGIN (another plugin; a non-.so path is run as an
+# nbdkit sh-plugin script, used to test the tests), QCX_VERBOSE=1,
+# QCX_KEEP_TMP=1, QCX_SEED/QCX_READS/QCX_MAX_READ/QCX_READ_HINTS
+# (random reads), QCX_EXTENTS_REQUIRE (compare-extents --require).
 
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
 export LANG=C LC_ALL=C

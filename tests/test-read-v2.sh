@@ -25,3 +25,4 @@ qcx_compare_with_qemu "$tmpdir/v2-data.qcow2"
 $mk data "$tmpdir/v2-comp.qcow2" 2M --seed 22 -o compat=0.10,cluster_size=4096 --compress
 qcx_expect_layout "$tmpdir/v2-comp.qcow2" compressed -ge 50
 qcx_compare_with_qemu "$tmpdir/v2-comp.qcow2"
+QCX_READS=1000 QCX_READ_HINTS=512,4096 qcx_random_reads "$tmpdir/v2-comp.qcow2"

@@ -17,6 +17,7 @@ qcx_expect_layout "$tmpdir/v3.qcow2" zero_with_offset -ge 1
 # make sure it is not the zeros a lucky reader could return.
 qcx_fill_stale "$tmpdir/v3.qcow2" --min-bytes 65536
 qcx_compare_with_qemu "$tmpdir/v3.qcow2"
+QCX_READS=1000 qcx_random_reads "$tmpdir/v3.qcow2"
 
 $mk data "$tmpdir/v3-data.qcow2" 5M --seed 31
 qcx_compare_with_qemu "$tmpdir/v3-data.qcow2"

@@ -28,6 +28,10 @@ Recipes:
       write -c of a compressible cluster, a compressed cluster partly
       overwritten (decompressed to a normal cluster), one zeroed, one
       zeroed in part (subclusters, or COW on standard L2).
+  shuffled OUT SIZE [--cluster-size N] [--ext on|off] [--seed S]
+      random data written in chunks of 1..3 clusters at unaligned offsets,
+      in random order, over 3/4 of the disk: host clusters end up out of
+      guest order, so guest-contiguous ranges are host-discontiguous.
   base OUT SIZE [--cluster-size N]
       fully written qcow2 base image (random data) for overlays.
   data OUT SIZE [--seed S] [-o QEMU-IMG-OPTS] [--compress] [--mode M]
@@ -209,6 +213,25 @@ def compressed(out, size, cs, alg, ext, seed):
     w.done()
 
 
+def shuffled(out, size, cs, ext, seed):
+    create(out, size, "cluster_size=%d,extended_l2=%s" % (cs, ext))
+    rng = random.Random(seed)
+    chunks = []
+    pos = 0
+    while pos < size:
+        n = min(rng.randint(1, 3 * cs), size - pos)
+        if rng.random() < 0.75:
+            chunks.append((pos, n))
+        pos += n
+    rng.shuffle(chunks)
+    w = Writer(out, seed)
+    for i, (off, n) in enumerate(chunks):
+        w.data(off, n)
+        if i % 500 == 499:
+            w.flush()
+    w.done()
+
+
 def base(out, size, cs):
     create(out, size, "cluster_size=%d" % cs)
     w = Writer(out, 3003)
@@ -265,6 +288,8 @@ def main():
     elif recipe == "compressed":
         compressed(out, parse_size(pos[0]), cs, opt["--alg"], opt["--ext"],
                    int(opt["--seed"]))
+    elif recipe == "shuffled":
+        shuffled(out, parse_size(pos[0]), cs, opt["--ext"], int(opt["--seed"]))
     elif recipe == "base":
         base(out, parse_size(pos[0]), cs)
     elif recipe == "data":
