@@ -405,9 +405,11 @@ layer_extents (struct qcow2_chain *chain, size_t first, struct emitter *e,
                              offset + run.length, err) == -1)
             return -1;
         }
+        else if (run.type == QCOW2_SC_NORMAL ||
+                 run.type == QCOW2_SC_COMPRESSED)
+          emit (e, offset, run.length, 0);
         else
-          emit (e, offset, run.length,
-                qcow2_subcluster_extent_flags (run.type, false));
+          emit (e, offset, run.length, QCX_EXTENT_HOLE | QCX_EXTENT_ZERO);
         offset += run.length;
       }
     }

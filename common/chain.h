@@ -9,7 +9,11 @@
  *
  * Reads and block status of the chain resolve each byte at the first
  * layer that has it; unallocated space of the last layer, and space
- * past the end of a layer, read as zero.
+ * past the end of a layer, read as zero.  In block status a backing
+ * layer's zero clusters are holes (HOLE|ZERO) even where that layer
+ * keeps a host cluster: the export has nothing allocated there, as
+ * `qemu-img map` of the chain shows (such a host offset belongs to a
+ * lower layer, not to the image being served).
  *
  * Ownership: qcow2_chain_open() fills a caller-owned struct that
  * qcow2_chain_close() empties.  Thread safety: reads and extents may be
@@ -31,10 +35,7 @@
 enum qcow2_layer_kind { QCOW2_LAYER_QCOW2, QCOW2_LAYER_RAW };
 
 struct qcow2_chain_layer {
-  /* The deepest chain chain-max-depth may allow. */
-#define QCOW2_CHAIN_MAX_DEPTH_LIMIT 256
-
-enum qcow2_layer_kind kind;
+  enum qcow2_layer_kind kind;
   char *path;
   struct qcow2_image *img;      /* qcow2 */
   struct qcx_io raw;            /* raw */
@@ -67,8 +68,7 @@ int qcow2_chain_read (struct qcow2_chain *chain, size_t first, void *buf,
                       uint64_t count, uint64_t offset, struct qcx_err *err);
 
 /* Block status from layer FIRST down: like qcow2_image_extents (flags
- * QCX_EXTENT_*: 0 data in some layer, HOLE|ZERO nothing anywhere,
- * ZERO zero with a host cluster kept).
+ * QCX_EXTENT_*: 0 data in some layer, HOLE|ZERO otherwise).
  */
 int qcow2_chain_extents (struct qcow2_chain *chain, size_t first,
                          uint64_t offset, uint64_t count,

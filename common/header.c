@@ -127,6 +127,8 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf,
                           "(%" PRIu32 " bytes)", len);
       h->has_bitmaps_ext = true;
       h->nb_bitmaps = load_be32 (data);
+      h->bitmap_directory_size = load_be64 (data + 8);
+      h->bitmap_directory_offset = load_be64 (data + 16);
       break;
     case QCOW2_EXT_DATA_FILE:
       return qcx_error (err, ENOTSUP,

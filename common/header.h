@@ -105,6 +105,8 @@ struct qcow2_header {
   char *backing_format;                 /* NULL if no extension */
   bool has_bitmaps_ext;
   uint32_t nb_bitmaps;
+  uint64_t bitmap_directory_size;
+  uint64_t bitmap_directory_offset;
   struct qcow2_feature_name *feature_names;
   unsigned nr_feature_names;
   uint64_t extensions_end;              /* first byte after the ext. area */

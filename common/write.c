@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitmaps.h"
 #include "byteorder.h"
 #include "image.h"
 
@@ -305,10 +306,31 @@ qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
   return r;
 }
 
-/* Before the first write: unknown autoclear bits must be cleared
- * (qcow2.txt "autoclear_features"), and so must the bitmaps bit, as we
- * do not keep persistent bitmaps up to date.
+/* Before the first write (qcow2.txt "autoclear_features"): bits we do
+ * not maintain must be cleared; the bitmaps bit stays, with every
+ * bitmap marked in use (bitmaps.h), if the extension is really there.
  */
+static int
+prepare_header (struct qcow2_image *img, struct qcx_err *err)
+{
+  struct qcow2_header *h = &img->header;
+  uint64_t keep = 0;
+  uint8_t be[8];
+
+  if (h->has_bitmaps_ext && (h->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+    if (qcow2_bitmaps_mark_in_use (img, err) == -1)
+      return -1;
+    keep = QCOW2_AUTOCLEAR_BITMAPS;
+  }
+  if ((h->autoclear_features & ~keep) != 0) {
+    store_be64 (be, h->autoclear_features & keep);
+    if (qcx_io_pwrite (&img->io, be, 8, 88, "header", err) == -1)
+      return -1;
+    h->autoclear_features &= keep;
+  }
+  return qcx_io_sync (&img->io, err);
+}
+
 int
 qcow2_prepare_for_write (struct qcow2_image *img, struct qcx_err *err)
 {
@@ -319,16 +341,11 @@ qcow2_prepare_for_write (struct qcow2_image *img, struct qcx_err *err)
                       img->readonly_reason ? ": " : "",
                       img->readonly_reason ? img->readonly_reason : "");
   pthread_mutex_lock (&img->lock);
-  if (!img->header_prepared && img->header.autoclear_features != 0) {
-    uint8_t be[8] = { 0 };
-    r = qcx_io_pwrite (&img->io, be, 8, 88, "header", err);
+  if (!img->header_prepared) {
+    r = prepare_header (img, err);
     if (r == 0)
-      r = qcx_io_sync (&img->io, err);
-    if (r == 0)
-      img->header.autoclear_features = 0;
+      img->header_prepared = true;
   }
-  if (r == 0)
-    img->header_prepared = true;
   pthread_mutex_unlock (&img->lock);
   return r;
 }

@@ -217,6 +217,22 @@ chain_prepare (nbdkit_next *next, void *handle, int readonly)
   return 0;
 }
 
+/* With cow-unit=cluster the copy-on-write unit is the cluster: say so
+ * to clients, so that well-behaved ones write whole units.
+ */
+static int
+chain_block_size (nbdkit_next *next, void *handle, uint32_t *minimum,
+                  uint32_t *preferred, uint32_t *maximum)
+{
+  struct handle *h = handle;
+
+  if (next->block_size (next, minimum, preferred, maximum) == -1)
+    return -1;
+  if (h->unit > *preferred)
+    *preferred = h->unit;
+  return 0;
+}
+
 static bool
 is_deferred (uint32_t type)
 {
@@ -436,10 +452,21 @@ touches_deferred (nbdkit_next *next, uint64_t s, uint64_t e, bool *deferred,
 
 enum zero_op { OP_ZERO, OP_TRIM };
 
-/* Zero or trim [offset, offset+count) so that it reads as zero: whole
- * units go to the plugin as they are; a partly covered unit with
- * deferred bytes is rewritten with the chain's data around the zeros
- * (the plugin would zero the whole unit).
+static int
+plugin_zero_or_trim (nbdkit_next *next, enum zero_op op, uint64_t start,
+                     uint64_t end, uint32_t flags, int *err)
+{
+  if (op == OP_ZERO)
+    return next->zero (next, end - start, start, flags, err);
+  return next->trim (next, end - start, start, flags, err);
+}
+
+/* Zero or trim [offset, offset+count) so that it reads as zero.  The
+ * plugin does that itself, except for a partly covered unit with
+ * deferred bytes: it would zero the whole unit, so such a unit is
+ * rewritten here with the chain's data around the zeros.  Everything
+ * is decided before anything changes, so a FAST_ZERO that cannot be
+ * fast fails without side effects.
  */
 static int
 zero_or_trim (nbdkit_next *next, struct handle *h, enum zero_op op,
@@ -448,6 +475,7 @@ zero_or_trim (nbdkit_next *next, struct handle *h, enum zero_op op,
   int64_t size = next->get_size (next);
   uint64_t end = offset + count, ws, we, a, b;
   struct piece parts[2];
+  bool deferred[2] = { false, false }, any_deferred = false;
   size_t nparts = 0;
   int r = 0;
 
@@ -472,32 +500,32 @@ zero_or_trim (nbdkit_next *next, struct handle *h, enum zero_op op,
   }
   for (size_t i = 0; i < nparts && r == 0; i++) {
     uint64_t us, ue;
-    bool deferred;
-
     unit_bounds (h, size, parts[i].start, parts[i].end - parts[i].start,
                  &us, &ue);
-    r = touches_deferred (next, us, ue, &deferred, err);
-    if (r == -1)
-      break;
-    if (deferred) {
-      if (flags & NBDKIT_FLAG_FAST_ZERO) {
-        *err = ENOTSUP;
-        r = -1;
-        break;
-      }
-      r = widened_write (next, NULL, us, ue, parts[i].start, parts[i].end,
-                         flags & NBDKIT_FLAG_FUA, err);
-    }
-    else if (op == OP_ZERO)
-      r = next->zero (next, parts[i].end - parts[i].start, parts[i].start,
-                      flags, err);
-    else
-      r = next->trim (next, parts[i].end - parts[i].start, parts[i].start,
-                      flags, err);
+    r = touches_deferred (next, us, ue, &deferred[i], err);
+    any_deferred |= deferred[i];
   }
-  if (r == 0 && a < b)
-    r = op == OP_ZERO ? next->zero (next, b - a, a, flags, err)
-      : next->trim (next, b - a, a, flags, err);
+  if (r == 0 && any_deferred && (flags & NBDKIT_FLAG_FAST_ZERO)) {
+    *err = ENOTSUP;
+    r = -1;
+  }
+  else if (r == 0 && !any_deferred)
+    r = plugin_zero_or_trim (next, op, offset, end, flags, err);
+  else {
+    for (size_t i = 0; i < nparts && r == 0; i++) {
+      uint64_t us, ue;
+      unit_bounds (h, size, parts[i].start, parts[i].end - parts[i].start,
+                   &us, &ue);
+      if (deferred[i])
+        r = widened_write (next, NULL, us, ue, parts[i].start, parts[i].end,
+                           flags & NBDKIT_FLAG_FUA, err);
+      else
+        r = plugin_zero_or_trim (next, op, parts[i].start, parts[i].end,
+                                 flags, err);
+    }
+    if (r == 0 && a < b)
+      r = plugin_zero_or_trim (next, op, a, b, flags, err);
+  }
   rangelock_release (&rangelock, ws, we);
   return r;
 }
@@ -597,6 +625,7 @@ static struct nbdkit_filter filter = {
   .open              = chain_open,
   .close             = chain_close,
   .prepare           = chain_prepare,
+  .block_size        = chain_block_size,
   .pread             = chain_pread,
   .pwrite            = chain_pwrite,
   .zero              = chain_zero,

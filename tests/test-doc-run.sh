@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # scripts/run.sh (what `make run` runs), as a user would use it:
 #   1. without IMAGE: it makes the demo image (scripts/make-demo-image.sh)
-#      and serves it in the foreground; we wait for the URI it prints,
-#      run the ready-to-paste commands it prints (nbdinfo --map, nbdsh
-#      pread, nbdcopy) exactly as printed, and check them against
-#      qemu-img convert / qemu-img map of the demo image; the export must
-#      be read-only and the right size; SIGTERM must stop the server.
-#   2. with IMAGE (and QCX_PORT): it serves that image; bytes checked
-#      again with nbdcopy.
+#      and serves it read-write in the foreground; we wait for the URI it
+#      prints, run the ready-to-paste commands it prints (nbdinfo --map,
+#      nbdsh pread, nbdcopy, nbdsh pwrite) exactly as printed, and check
+#      them against qemu-img convert / qemu-img map of the demo image;
+#      the export must be writable and the right size; SIGTERM must stop
+#      the server, which leaves the image qemu-img check clean.
+#   2. with IMAGE (and QCX_PORT): it serves that image read-only (writes
+#      fail); bytes checked again with nbdcopy.
+#   3. with IMAGE and QCX_RW=1: read-write; a write lands in the image.
+#   4. with an IMAGE that has a backing file: the whole chain, through
+#      the qcow2xchain filter (bytes = qemu-img convert of the overlay);
+#      with layer-only=true, the layer alone.
 # The demo image itself must be the promised mix: extended L2, zstd,
 # compressed clusters, zero subclusters and unallocated space.
 . "$(dirname "$0")/functions.sh"
@@ -79,7 +84,7 @@ printed_cmd ()
 out=$tmpdir/run1.out
 start_server "$out"
 cat "$out"
-demo=$(sed -n 's/^qcow2x: serving \(.*\) (read-only)$/\1/p' "$out")
+demo=$(sed -n 's/^qcow2x: serving \(.*\) (read-write)$/\1/p' "$out")
 [ "$demo" = "$QCX_DEMO_DIR/demo.qcow2" ] ||
     fail "run.sh served '$demo', expected the demo image in \$QCX_DEMO_DIR"
 case "$uri" in
@@ -109,11 +114,11 @@ print("demo image regions:", kinds)
 sys.exit(1 if missing else 0)
 EOF
 
-# Export: right size, read-only.
+# Export: right size, writable.
 size=$(nbdinfo --size "$uri")
 [ "$size" = "$(qemu-img info --output=json "$demo" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" ] ||
     fail "export size $size differs from the virtual size"
-nbdinfo "$uri" | grep -q 'is_read_only: true' || fail "export is not read-only"
+nbdinfo "$uri" | grep -q 'is_read_only: false' || fail "demo export is not writable"
 
 qcx_qemu_raw "$demo" "$tmpdir/expected.raw"
 
@@ -121,6 +126,7 @@ qcx_qemu_raw "$demo" "$tmpdir/expected.raw"
 cmd_map=$(printed_cmd "$out" "nbdinfo --map")
 cmd_sh=$(printed_cmd "$out" "nbdsh")
 cmd_copy=$(printed_cmd "$out" "nbdcopy")
+cmd_write=$(printed_cmd "$out" "nbdsh -u [^ ]* -c 'h\\.pwrite\\(b\"[^\"]*\",")
 [ "$cmd_copy" = "nbdcopy $uri out.raw" ] || fail "unexpected nbdcopy line: $cmd_copy"
 mkdir "$tmpdir/user"
 cd "$tmpdir/user"
@@ -165,6 +171,26 @@ if a != b:
     sys.exit("nbdinfo --map differs from qemu-img map:\n qemu:   %s\n plugin: %s" % (a, b))
 print("nbdinfo --map OK (%d runs)" % len(b))
 EOF
+
+# The printed write, then a flush (part of the printed command): the
+# bytes must be in the image, as qemu-img sees it, at once.
+echo "+ $cmd_write"
+bash -c "$cmd_write"
+woff=$(echo "$cmd_write" | sed -n 's/.*h\.pwrite(b"\([^"]*\)", \([0-9]*\)).*/\2/p')
+wdata=$(echo "$cmd_write" | sed -n 's/.*h\.pwrite(b"\([^"]*\)", \([0-9]*\)).*/\1/p')
+[ -n "$woff" ] && [ -n "$wdata" ] || fail "cannot parse the printed write: $cmd_write"
+qcx_qemu_raw "$demo" "$tmpdir/written.raw"
+"$PY" -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+off, want = int(sys.argv[2]), sys.argv[3].encode()
+sys.exit(0 if data[off:off + len(want)] == want else
+         "written bytes not in the image: %r" % data[off:off + len(want)])
+' "$tmpdir/written.raw" "$woff" "$wdata"
+rm -f out.raw
+bash -c "$cmd_copy"
+cmp out.raw "$tmpdir/written.raw" || fail "after the write: nbdcopy differs from qemu-img convert"
+echo "printed write OK"
 cd "$tmpdir"
 
 stop_server "$server_pid" || fail "run.sh (nbdkit) did not stop on SIGTERM"
@@ -172,6 +198,7 @@ if nbdinfo --size "$uri" >/dev/null 2>&1; then
     # Another server may have taken the port; it must not be ours.
     kill -0 "$server_pid" 2>/dev/null && fail "server still running"
 fi
+qemu-img check "$demo" || fail "demo image not clean after the server stopped"
 echo "stopped OK"
 
 # ---- 2. an explicit IMAGE, a chosen port ----
@@ -184,10 +211,65 @@ export QCX_PORT=$port
 start_server "$out" "$img"
 unset QCX_PORT
 [ "$uri" = "nbd://127.0.0.1:$port" ] || fail "QCX_PORT ignored: $uri"
-grep -qF "serving $img (read-only)" "$out" || fail "run.sh did not name $img"
+grep -qxF "qcow2x: serving $img (read-only)" "$out" ||
+    fail "run.sh did not say it serves $img read-only"
+nbdinfo "$uri" | grep -q 'is_read_only: true' || fail "explicit IMAGE: export is not read-only"
+grep -q "h.pwrite" "$out" && fail "run.sh printed a write command for a read-only export"
+if nbdsh -u "$uri" -c 'h.pwrite(b"x", 0)' 2>/dev/null; then
+    fail "explicit IMAGE: a write to the read-only export succeeded"
+fi
 nbdcopy "$uri" "$tmpdir/explicit.raw"
 qcx_qemu_raw "$img" "$tmpdir/explicit.expected.raw"
 cmp "$tmpdir/explicit.raw" "$tmpdir/explicit.expected.raw" ||
     fail "explicit image: bytes differ from qemu-img convert"
 stop_server "$server_pid" || fail "run.sh (nbdkit) did not stop on SIGTERM"
 echo "explicit IMAGE OK"
+
+# ---- 3. an explicit IMAGE, QCX_RW=1 ----
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+out=$tmpdir/run3.out
+export QCX_PORT=$port QCX_RW=1
+start_server "$out" "$img"
+unset QCX_PORT QCX_RW
+grep -qxF "qcow2x: serving $img (read-write)" "$out" ||
+    fail "QCX_RW=1: run.sh did not say it serves $img read-write"
+nbdsh -u "$uri" -c 'h.pwrite(b"\x42" * 3000, 2000000)' -c 'h.flush()'
+stop_server "$server_pid" || fail "run.sh (nbdkit) did not stop on SIGTERM"
+qemu-img check "$img" || fail "QCX_RW=1: image not clean"
+qemu-io -f qcow2 -c 'read -q -P 0x42 2000000 3000' -c 'read -q -P 0x5a 12k 20k' "$img" ||
+    fail "QCX_RW=1: the write is not in the image"
+echo "QCX_RW=1 OK"
+
+# ---- 4. an overlay: the chain through the filter, or layer-only ----
+qemu-img create -q -f qcow2 -o extended_l2=on -b explicit.qcow2 -F qcow2 \
+    "$tmpdir/overlay.qcow2"
+qemu-io -f qcow2 -c 'write -q -P 0x77 1M 2k' "$tmpdir/overlay.qcow2"
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+out=$tmpdir/run4.out
+export QCX_PORT=$port
+start_server "$out" "$tmpdir/overlay.qcow2"
+unset QCX_PORT
+grep -q "^qcow2x: serving $tmpdir/overlay.qcow2 (read-only) .*qcow2xchain" "$out" ||
+    fail "run.sh did not say it serves the overlay's chain"
+nbdcopy "$uri" "$tmpdir/chain.raw"
+qcx_qemu_raw "$tmpdir/overlay.qcow2" "$tmpdir/chain.expected.raw"
+cmp "$tmpdir/chain.raw" "$tmpdir/chain.expected.raw" ||
+    fail "overlay: bytes differ from qemu-img convert of the chain"
+stop_server "$server_pid" || fail "run.sh (nbdkit) did not stop on SIGTERM"
+echo "overlay chain OK"
+
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+out=$tmpdir/run5.out
+export QCX_PORT=$port
+start_server "$out" "$tmpdir/overlay.qcow2" layer-only=true
+unset QCX_PORT
+grep -qxF "qcow2x: serving $tmpdir/overlay.qcow2 (read-only)" "$out" ||
+    fail "layer-only=true: run.sh should serve the layer alone"
+nbdcopy "$uri" "$tmpdir/layer.raw"
+qcx_qemu_raw "$tmpdir/overlay.qcow2" "$tmpdir/layer.expected.raw" layer-only
+cmp "$tmpdir/layer.raw" "$tmpdir/layer.expected.raw" ||
+    fail "overlay layer-only: bytes differ from qemu-img convert of the layer"
+nbdinfo --map "$uri" | awk '$3 == 1 { f = 1 } END { exit !f }' ||
+    fail "overlay layer-only: no deferred (hole) extent"
+stop_server "$server_pid" || fail "run.sh (nbdkit) did not stop on SIGTERM"
+echo "overlay layer-only OK"
