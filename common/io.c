@@ -1,11 +1,16 @@
 /* qcow2x common library: the byte store under an image (see io.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
+
+static const char *const op_names[QCX_IO_NR_OPS] = {
+  "write", "sync", "truncate",
+};
 
 int
 qcx_io_open_file (struct qcx_io *io, const char *path, bool readonly,
@@ -55,12 +60,66 @@ qcx_io_open_memory (struct qcx_io *io, const void *mem, uint64_t len)
   io->readonly = true;
 }
 
+int
+qcx_io_open_memory_rw (struct qcx_io *io, const void *initial, uint64_t len,
+                       uint64_t max, struct qcx_err *err)
+{
+  memset (io, 0, sizeof *io);
+  io->fd = -1;
+  io->mem_cap = len ? len : 1;
+  io->mem_rw = malloc (io->mem_cap);
+  if (io->mem_rw == NULL)
+    return qcx_error (err, ENOMEM, "out of memory for a memory file");
+  if (len)
+    memcpy (io->mem_rw, initial, len);
+  io->mem = io->mem_rw;
+  io->size = len;
+  io->mem_max = max;
+  return 0;
+}
+
 void
 qcx_io_close (struct qcx_io *io)
 {
   if (io->fd >= 0)
     close (io->fd);
   io->fd = -1;
+  free (io->mem_rw);
+  io->mem_rw = NULL;
+  io->mem = NULL;
+}
+
+void
+qcx_io_inject_fault (struct qcx_io *io, enum qcx_io_op op, uint64_t nth,
+                     int errnum, bool persistent)
+{
+  io->faults[op] = (struct qcx_io_fault) { nth, errnum, persistent, false };
+}
+
+/* An injected failure for this call of OP, or 0. */
+static int
+injected (struct qcx_io *io, enum qcx_io_op op)
+{
+  struct qcx_io_fault *f = &io->faults[op];
+
+  if (f->triggered)
+    return f->persistent ? f->errnum : 0;
+  if (f->countdown == 0 || --f->countdown > 0)
+    return 0;
+  f->triggered = true;
+  return f->errnum;
+}
+
+static int
+fail_injected (struct qcx_io *io, enum qcx_io_op op, const char *what,
+               struct qcx_err *err)
+{
+  int e = injected (io, op);
+
+  if (e == 0)
+    return 0;
+  return qcx_error (err, e, "%s %s: %s (injected)", op_names[op], what,
+                    strerror (e));
 }
 
 int
@@ -103,9 +162,44 @@ static int
 check_writable (const struct qcx_io *io, const char *what,
                 struct qcx_err *err)
 {
-  if (io->readonly || io->fd < 0)
+  if (io->readonly || (io->fd < 0 && io->mem_rw == NULL))
     return qcx_error (err, EROFS, "writing %s: the image is read-only", what);
   return 0;
+}
+
+/* Writable memory backend: make room for SIZE bytes. */
+static int
+memory_reserve (struct qcx_io *io, uint64_t size, struct qcx_err *err)
+{
+  uint64_t cap = io->mem_cap;
+  uint8_t *p;
+
+  if (size > io->mem_max)
+    return qcx_error (err, ENOSPC, "memory file full (%llu bytes)",
+                      (unsigned long long) io->mem_max);
+  if (size <= cap)
+    return 0;
+  while (cap < size)
+    cap = cap * 2 < io->mem_max ? cap * 2 : io->mem_max;
+  p = realloc (io->mem_rw, cap);
+  if (p == NULL)
+    return qcx_error (err, ENOMEM, "out of memory for a memory file");
+  memset (p + io->mem_cap, 0, cap - io->mem_cap);
+  io->mem_rw = p;
+  io->mem = p;
+  io->mem_cap = cap;
+  return 0;
+}
+
+static void
+grow_size (struct qcx_io *io, uint64_t end)
+{
+  uint64_t old = qcx_io_size (io);
+
+  while (end > old &&
+         !__atomic_compare_exchange_n (&io->size, &old, end, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    ;
 }
 
 int
@@ -114,8 +208,16 @@ qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
 {
   const char *p = buf;
 
-  if (check_writable (io, what, err) == -1)
+  if (check_writable (io, what, err) == -1 ||
+      fail_injected (io, QCX_IO_PWRITE, what, err) == -1)
     return -1;
+  if (io->fd < 0) {
+    if (memory_reserve (io, offset + count, err) == -1)
+      return -1;
+    memcpy (io->mem_rw + offset, buf, count);
+    grow_size (io, offset + count);
+    return 0;
+  }
   while (count > 0) {
     ssize_t r = pwrite (io->fd, p, count, offset);
     if (r == -1) {
@@ -129,11 +231,7 @@ qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
     offset += r;
   }
   /* Writes past the end grow the file: keep the size in step. */
-  uint64_t old = qcx_io_size (io);
-  while (offset > old &&
-         !__atomic_compare_exchange_n (&io->size, &old, offset, false,
-                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    ;
+  grow_size (io, offset);
   return 0;
 }
 
@@ -156,9 +254,11 @@ qcx_io_pwrite_zeroes (struct qcx_io *io, uint64_t count, uint64_t offset,
 int
 qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
 {
-  if (io->fd < 0 || io->readonly)
+  if (io->readonly)
     return 0;
-  if (fdatasync (io->fd) == -1)
+  if (fail_injected (io, QCX_IO_SYNC, "file", err) == -1)
+    return -1;
+  if (io->fd >= 0 && fdatasync (io->fd) == -1)
     return qcx_error (err, errno, "fdatasync: %s", strerror (errno));
   return 0;
 }
@@ -166,9 +266,16 @@ qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
 int
 qcx_io_truncate (struct qcx_io *io, uint64_t size, struct qcx_err *err)
 {
-  if (check_writable (io, "file size", err) == -1)
+  if (check_writable (io, "file size", err) == -1 ||
+      fail_injected (io, QCX_IO_TRUNCATE, "file", err) == -1)
     return -1;
-  if (ftruncate (io->fd, size) == -1)
+  if (io->fd < 0) {
+    if (memory_reserve (io, size, err) == -1)
+      return -1;
+    if (size < io->size)
+      memset (io->mem_rw + size, 0, io->size - size);
+  }
+  else if (ftruncate (io->fd, size) == -1)
     return qcx_error (err, errno, "ftruncate: %s", strerror (errno));
   __atomic_store_n (&io->size, size, __ATOMIC_RELEASE);
   return 0;
@@ -177,8 +284,14 @@ qcx_io_truncate (struct qcx_io *io, uint64_t size, struct qcx_err *err)
 void
 qcx_io_punch_hole (struct qcx_io *io, uint64_t offset, uint64_t len)
 {
-  if (io->fd < 0 || io->readonly)
+  if (io->readonly)
     return;
+  if (io->fd < 0) {
+    if (io->mem_rw && offset < io->size)
+      memset (io->mem_rw + offset, 0,
+              len < io->size - offset ? len : io->size - offset);
+    return;
+  }
   (void) fallocate (io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                     offset, len);
 }

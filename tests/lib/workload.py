@@ -23,8 +23,35 @@ usage:
   workload.py header IMG
       Print JSON facts about IMG's refcount structures (for tests that must
       prove the refcount table/blocks grew).
+  workload.py ops URI --ref REF [--var NAME=VALUE]... [--seed N] OP...
+      Apply an explicit list of operations to the export and to REF, then
+      read the whole export back and compare.  Numbers may be expressions
+      over the --var names and K/M (e.g. C+3*S+100).  OP is one argument:
+        w,OFF,LEN[,fua]            write random bytes
+        z,OFF,LEN[,nohole][,fast][,fua]
+                                   write zeroes (nohole: without MAY_TRIM)
+        zfail,OFF,LEN,ERRNO[,nohole][,fast]
+                                   write zeroes that must fail with ERRNO
+                                   (e.g. ENOTSUP) and leave the range as it
+                                   was (checked by a read)
+        t,OFF,LEN[,fua]            trim
+        f                          flush
+        r,OFF,LEN                  read, compare with REF
+        cap,NAME                   the server must advertise NAME (zero,
+                                   trim, fast_zero, fua, flush, multi_conn)
+  workload.py map IMG                 qemu-img map --output=json, one entry
+                                      per line
+  workload.py hostoff IMG OFF         host offset of guest OFF ("none")
+  workload.py expect-map IMG OFF LEN [data=B] [zero=B] [offset=none|any|N]
+      Every qemu-img map entry overlapping [OFF, OFF+LEN) must match; with
+      offset=N the range must map contiguously to host offset N.
+  workload.py expect-hole IMG HOSTOFF LEN
+      The host file has no data in [HOSTOFF, HOSTOFF+LEN) (a punched hole,
+      or beyond the end of the file).  Exit 77 if the file system cannot
+      punch holes.
   workload.py setbit IMG BYTE_OFFSET BIT
-      Set one bit in the header (e.g. incompatible bit 1, "corrupt": 72 1).
+      Set BIT of the big-endian 64-bit header field at BYTE_OFFSET
+      (e.g. 72 1: incompatible bit 1, "corrupt").
 
 run options:
   --seed N            random seed (default 1)
@@ -58,6 +85,7 @@ run options:
   --trace FILE        log every op (for reproducing a failure)
   --no-require-caps   do not insist the server advertises zero, trim,
                       fast zero, FUA, flush and (with --conns > 1) multi-conn
+  environment QCX_WL_MIX=SPEC is applied after --mix (debugging only)
 
 Exit status 0 on success, 1 on a mismatch or an unexpected error.
 """
@@ -371,6 +399,7 @@ class Runner:
         self.on_issue = None
         self.on_complete = None
         self.flush_inflight = False
+        self.checks = []
 
     # -- capabilities
     def caps(self):
@@ -497,6 +526,15 @@ class Runner:
             self.fail_op(op, e)
         c.inflight[op.cookie] = op
 
+    def issue_checks(self):
+        """Reads of ranges whose FAST_ZERO failed: they must be unchanged."""
+        while self.checks:
+            fz = self.checks.pop(0)
+            op = Op(fz.n, "read", fz.off, fz.len)
+            op.data = "check after %s failed with ENOTSUP: the server must " \
+                "not modify the range when it fails a FAST_ZERO" % fz.desc()
+            self.submit(op, fz.conn)
+
     def fail_op(self, op, e):
         sys.stderr.write("recent ops:\n  " + "\n  ".join(self.history[-20:]) +
                          "\n")
@@ -514,6 +552,8 @@ class Runner:
             if op.kind == "fastzero" and err.errnum == errno.ENOTSUP:
                 self.failed_fast_zero += 1
                 self.log("  -> ENOTSUP (nothing applied)")
+                # The range must be unchanged: read it back soon.
+                self.checks.append(op)
                 if self.on_complete:
                     self.on_complete(op, False)
                 return
@@ -527,7 +567,9 @@ class Runner:
             got = op.buf.to_bytearray()
             exp = self.model[a:b]
             if got != exp:
-                self.report_mismatch(op, a, got, exp)
+                self.report_mismatch(op, a, got, exp,
+                                     op.desc() + (" (%s)" % op.data
+                                                  if op.data else ""))
         if self.on_complete:
             self.on_complete(op, True)
 
@@ -574,6 +616,9 @@ class Runner:
 def parse_mix(spec):
     mix = dict(write=40, read=20, zero=10, zerotrim=8, fastzero=5, trim=8,
                flush=3, fua=6, big=0)
+    # QCX_WL_MIX (debugging: e.g. validating the tests against qemu-nbd,
+    # whose partial trims are advisory) overrides weights after --mix.
+    spec = ",".join(x for x in (spec, os.environ.get("QCX_WL_MIX")) if x)
     if spec:
         for item in spec.split(","):
             k, v = item.split("=")
@@ -698,6 +743,7 @@ def cmd_run(args, hooks=None):
             conn = rng.randrange(args.conns)
             op = make_op(i, kind, gen, rng, conn, caps)
             r.submit(op, conn)
+            r.issue_checks()
         r.drain()
         if hooks and "after_ops" in hooks:
             hooks["after_ops"](r)
@@ -889,6 +935,217 @@ def cmd_setbit64(args):
         f.write(struct.pack(">Q", v | (1 << args.bit)))
 
 
+
+# ---------------------------------------------------------------- explicit ops
+
+def num(expr, env):
+    e = dict(env)
+    e.update(K=1 << 10, M=1 << 20, G=1 << 30)
+    v = eval(expr, {"__builtins__": {}}, e)
+    return int(v)
+
+
+def cmd_ops(args):
+    import nbd
+    env = {}
+    for v in args.var or []:
+        k, x = v.split("=", 1)
+        env[k] = num(x, env)
+    rng = random.Random(args.seed)
+    h = nbd.NBD()
+    if args.uri.startswith("nbd"):
+        h.connect_uri(args.uri)
+    else:
+        h.connect_unix(args.uri)
+    size = h.get_size()
+    with open(args.ref, "r+b") as f:
+        if os.fstat(f.fileno()).st_size != size:
+            die("reference %s size differs from the export's %d" %
+                (args.ref, size))
+        model = mmap.mmap(f.fileno(), size)
+        for opstr in args.op:
+            p = opstr.split(",")
+            k = p[0]
+            fl = set(p[3:])
+            if k == "cap":
+                c = p[1]
+                ok = getattr(h, "can_" + c)() if c != "read_only" \
+                    else h.is_read_only()
+                if not ok:
+                    die("server does not advertise %s" % c)
+                print("cap %s: yes" % c)
+                continue
+            if k == "f":
+                h.flush()
+                print("flush OK")
+                continue
+            off, n = num(p[1], env), num(p[2], env)
+            what = "%s off=%d (0x%x) len=%d%s" % (
+                k, off, off, n, "," + ",".join(p[3:]) if p[3:] else "")
+            flags = 0
+            if "fua" in fl:
+                flags |= nbd.CMD_FLAG_FUA
+            if "nohole" in fl:
+                flags |= nbd.CMD_FLAG_NO_HOLE
+            if "fast" in fl:
+                flags |= nbd.CMD_FLAG_FAST_ZERO
+            try:
+                if k == "w":
+                    d = rng.randbytes(n)
+                    h.pwrite(d, off, flags)
+                    model[off:off + n] = d
+                elif k == "z":
+                    h.zero(n, off, flags)
+                    model[off:off + n] = bytes(n)
+                elif k == "t":
+                    h.trim(n, off, flags)
+                    model[off:off + n] = bytes(n)
+                elif k == "r":
+                    pass
+                elif k == "zfail":
+                    want = getattr(errno, p[3])
+                    fl = set(p[4:])
+                    flags = (nbd.CMD_FLAG_NO_HOLE if "nohole" in fl else 0) | \
+                        (nbd.CMD_FLAG_FAST_ZERO if "fast" in fl else 0)
+                    try:
+                        h.zero(n, off, flags)
+                    except nbd.Error as e:
+                        if e.errnum != want:
+                            die("%s: failed with %s (errno %s), expected %s" %
+                                (what, e, e.errnum, p[3]))
+                        print("%s: failed with %s as expected" % (what, p[3]))
+                    else:
+                        die("%s: succeeded, expected failure with %s" %
+                            (what, p[3]))
+                else:
+                    die("unknown op " + opstr)
+            except nbd.Error as e:
+                die("%s: failed: %s (errno %s)" % (what, e, e.errnum))
+            got = h.pread(n, off)
+            if got != model[off:off + n]:
+                exp = model[off:off + n]
+                i = next(i for i in range(n) if got[i] != exp[i])
+                die("%s: read back differs at offset %d (0x%x): got %s "
+                    "expected %s" % (what, off + i, off + i,
+                                     got[i:i + 16].hex(), exp[i:i + 16].hex()))
+            if k != "r":
+                print("%s: OK" % what)
+        # whole export
+        chunk = 4 << 20
+        for a in range(0, size, chunk):
+            n = min(chunk, size - a)
+            got = h.pread(n, a)
+            if got != model[a:a + n]:
+                exp = model[a:a + n]
+                i = next(i for i in range(n) if got[i] != exp[i])
+                die("final read-back differs at offset %d (0x%x): got %s "
+                    "expected %s" % (a + i, a + i, got[i:i + 16].hex(),
+                                     exp[i:i + 16].hex()))
+        print("final read-back of %d bytes OK" % size)
+        model.flush()
+        model.close()
+    h.shutdown()
+
+
+def qemu_map(img):
+    _, out = run_cmd(["qemu-img", "map", "--output=json", img])
+    return json.loads(out)
+
+
+def cmd_map(args):
+    for e in qemu_map(args.image):
+        print(json.dumps(e))
+
+
+def cmd_hostoff(args):
+    for e in qemu_map(args.image):
+        if e["start"] <= args.off < e["start"] + e["length"]:
+            if "offset" in e:
+                print(e["offset"] + args.off - e["start"])
+            else:
+                print("none")
+            return
+    die("offset %d not mapped" % args.off)
+
+
+def cmd_expect_map(args):
+    want = {}
+    for c in args.conds:
+        k, v = c.split("=", 1)
+        if k not in ("data", "zero", "offset"):
+            die("unknown condition " + c)
+        want[k] = v
+    a, b = args.off, args.off + args.len
+    seen = 0
+    bad = []
+    entries = qemu_map(args.image)
+    for e in entries:
+        s, t = e["start"], e["start"] + e["length"]
+        if t <= a or s >= b:
+            continue
+        seen += min(t, b) - max(s, a)
+        for k in ("data", "zero"):
+            if k in want and str(e[k]).lower() != want[k].lower():
+                bad.append("%s=%s" % (k, e[k]))
+        if "offset" in want:
+            w = want["offset"]
+            if w == "none" and "offset" in e:
+                bad.append("has host offset %d" % e["offset"])
+            elif w == "any" and "offset" not in e:
+                bad.append("has no host offset")
+            elif w not in ("none", "any"):
+                x = max(s, a)
+                exp = int(w) + x - a
+                got = e.get("offset")
+                if got is not None:
+                    got += x - s
+                if got != exp:
+                    bad.append("host offset %s, expected %d" % (got, exp))
+        if bad:
+            sys.stderr.write("qemu-img map entries:\n")
+            for e2 in entries:
+                if e2["start"] < b and a < e2["start"] + e2["length"]:
+                    sys.stderr.write("  %s\n" % json.dumps(e2))
+            die("map of [%d, %d) (0x%x..0x%x): %s (expected %s)" %
+                (a, b, a, b, "; ".join(bad), " ".join(args.conds)))
+    if seen != b - a:
+        die("map does not cover [%d, %d)" % (a, b))
+    print("map [0x%x, 0x%x): %s OK" % (a, b, " ".join(args.conds)))
+
+
+def cmd_expect_hole(args):
+    # can this file system punch holes at all?
+    d = os.path.dirname(os.path.abspath(args.image))
+    with tempfile.NamedTemporaryFile(dir=d) as t:
+        t.write(b"x" * (1 << 20))
+        t.flush()
+        r = subprocess.run(["fallocate", "-p", "-o", "65536", "-l", "65536",
+                            t.name], stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            print("file system cannot punch holes: not checked")
+            sys.exit(77)
+    fd = os.open(args.image, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        a, b = args.hostoff, args.hostoff + args.len
+        if a >= size:
+            print("host [%d, %d) is beyond the end of the file" % (a, b))
+            return
+        try:
+            nd = os.lseek(fd, a, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:   # no data after a
+                nd = size
+            else:
+                raise
+        if nd < min(b, size):
+            die("host range [%d, %d) of %s still holds data at %d (freed "
+                "clusters must be punched out of the file)" %
+                (a, b, args.image, nd))
+        print("host [%d, %d) is a hole" % (a, b))
+    finally:
+        os.close(fd)
+
 # ---------------------------------------------------------------- main
 
 def add_run_args(p):
@@ -933,6 +1190,26 @@ def main():
     p.add_argument("--allow-leaks", action="store_true")
     p = sp.add_parser("header")
     p.add_argument("image")
+    p = sp.add_parser("ops")
+    p.add_argument("uri")
+    p.add_argument("--ref", required=True)
+    p.add_argument("--var", action="append")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("op", nargs="+")
+    p = sp.add_parser("map")
+    p.add_argument("image")
+    p = sp.add_parser("hostoff")
+    p.add_argument("image")
+    p.add_argument("off", type=parse_size)
+    p = sp.add_parser("expect-map")
+    p.add_argument("image")
+    p.add_argument("off", type=parse_size)
+    p.add_argument("len", type=parse_size)
+    p.add_argument("conds", nargs="*")
+    p = sp.add_parser("expect-hole")
+    p.add_argument("image")
+    p.add_argument("hostoff", type=int)
+    p.add_argument("len", type=parse_size)
     p = sp.add_parser("setbit")
     p.add_argument("image")
     p.add_argument("byte", type=int)
@@ -948,6 +1225,16 @@ def main():
         cmd_verify(args)
     elif args.cmd == "header":
         cmd_header(args)
+    elif args.cmd == "ops":
+        cmd_ops(args)
+    elif args.cmd == "map":
+        cmd_map(args)
+    elif args.cmd == "hostoff":
+        cmd_hostoff(args)
+    elif args.cmd == "expect-map":
+        cmd_expect_map(args)
+    elif args.cmd == "expect-hole":
+        cmd_expect_hole(args)
     elif args.cmd == "setbit":
         cmd_setbit64(args)
 
