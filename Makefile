@@ -15,45 +15,53 @@ FILTERDIR := $(shell $(PKG_CONFIG) --variable=filterdir nbdkit 2>/dev/null)
 PREFIX   ?= /usr/local
 MANDIR   ?= $(PREFIX)/share/man/man1
 
-COMMON_SRCS := $(wildcard common/*.c)
-COMMON_OBJS := $(COMMON_SRCS:.c=.o)
-PLUGIN_SO   := plugin/nbdkit-qcow2x-plugin.so
-FILTER_SO   := filter/nbdkit-qcow2xchain-filter.so
-FILTER_OBJS := $(patsubst %.c,%.o,$(wildcard filter/*.c))
-PLUGIN_OBJS := $(patsubst %.c,%.o,$(wildcard plugin/*.c))
+# O= puts objects and the .so files in another directory (the
+# sanitizer builds use build/asan, build/tsan); the default is in place.
+O           ?= .
+COMMON_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard common/*.c))
+PLUGIN_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard plugin/*.c))
+FILTER_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard filter/*.c))
+LIBQCOW2X   := $(O)/common/libqcow2x.a
+PLUGIN_SO   := $(O)/plugin/nbdkit-qcow2x-plugin.so
+FILTER_SO   := $(O)/filter/nbdkit-qcow2xchain-filter.so
 MANPAGE     := nbdkit-qcow2x.1
 
-.PHONY: all check run install clean deps unit
+.PHONY: all check run install clean deps unit check-asan check-valgrind \
+        check-tsan
 
 all: $(PLUGIN_SO) $(FILTER_SO) $(MANPAGE)
 
-common/%.o: common/%.c $(wildcard common/*.h)
+$(O)/common/%.o: common/%.c $(wildcard common/*.h)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-plugin/%.o: plugin/%.c $(wildcard common/*.h) $(wildcard plugin/*.h)
+$(O)/plugin/%.o: plugin/%.c $(wildcard common/*.h) $(wildcard plugin/*.h)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-filter/%.o: filter/%.c $(wildcard common/*.h) $(wildcard filter/*.h)
+$(O)/filter/%.o: filter/%.c $(wildcard common/*.h) $(wildcard filter/*.h)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-common/libqcow2x.a: $(COMMON_OBJS)
+$(LIBQCOW2X): $(COMMON_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(PLUGIN_SO): $(PLUGIN_OBJS) common/libqcow2x.a
-	$(CC) -shared -pthread $(LDFLAGS) -o $@ $(PLUGIN_OBJS) common/libqcow2x.a $(DEPLIBS)
+$(PLUGIN_SO): $(PLUGIN_OBJS) $(LIBQCOW2X)
+	$(CC) -shared -pthread $(CFLAGS) $(LDFLAGS) -o $@ $(PLUGIN_OBJS) $(LIBQCOW2X) $(DEPLIBS)
 
-$(FILTER_SO): $(FILTER_OBJS) common/libqcow2x.a
-	$(CC) -shared -pthread $(LDFLAGS) -o $@ $(FILTER_OBJS) common/libqcow2x.a $(DEPLIBS)
+$(FILTER_SO): $(FILTER_OBJS) $(LIBQCOW2X)
+	$(CC) -shared -pthread $(CFLAGS) $(LDFLAGS) -o $@ $(FILTER_OBJS) $(LIBQCOW2X) $(DEPLIBS)
 
 $(MANPAGE): nbdkit-qcow2x.pod
 	pod2man --section=1 --center="qcow2x" --release="qcow2x" --name=nbdkit-qcow2x $< > $@
 
 # Unit tests of common/ (no nbdkit needed).
-tests/unit/%: tests/unit/%.c common/libqcow2x.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< common/libqcow2x.a $(DEPLIBS)
+$(O)/tests/unit/%: tests/unit/%.c $(LIBQCOW2X)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBQCOW2X) $(DEPLIBS)
 
-UNIT_TESTS := $(patsubst %.c,%,$(wildcard tests/unit/*.c))
+UNIT_TESTS := $(patsubst %.c,$(O)/%,$(wildcard tests/unit/*.c))
 unit: $(UNIT_TESTS)
 
 deps:
@@ -73,6 +81,23 @@ install: all
 	install -m 0755 $(FILTER_SO) $(DESTDIR)$(FILTERDIR)/
 	install -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/
 
+# The whole suite with AddressSanitizer + UBSan.  nbdkit itself is not
+# instrumented, so a wrapper preloads the sanitizer runtimes into nbdkit
+# only (tests find it first on PATH through QCX_PATH_PREFIX).
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer
+ASAN_BIN  = $(CURDIR)/build/asan/bin
+check-asan: deps
+	$(MAKE) O=build/asan CFLAGS="$(SAN_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
+	scripts/sanitizer-wrapper.sh $(ASAN_BIN) \
+	  "$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)"
+	QCX_PLUGIN=$(CURDIR)/build/asan/plugin/nbdkit-qcow2x-plugin.so \
+	QCX_FILTER=$(CURDIR)/build/asan/filter/nbdkit-qcow2xchain-filter.so \
+	QCX_UNIT_DIR=$(CURDIR)/build/asan/tests/unit \
+	QCX_PATH_PREFIX=$(ASAN_BIN) QCX_SANITIZER=asan \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	tests/run-tests.sh $(TESTS)
+
 clean:
 	rm -f common/*.o common/*.a plugin/*.o plugin/*.so filter/*.o filter/*.so $(MANPAGE) $(UNIT_TESTS)
-	rm -rf tests/logs tests/tmp
+	rm -rf tests/logs tests/tmp build

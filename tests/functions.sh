@@ -70,7 +70,7 @@
 # QCX_KEEP_TMP=1, QCX_SEED/QCX_READS/QCX_MAX_READ/QCX_READ_HINTS
 # (random reads), QCX_EXTENTS_REQUIRE (compare-extents --require).
 
-export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+export PATH=${QCX_PATH_PREFIX:+$QCX_PATH_PREFIX:}/usr/bin:/bin:/usr/sbin:/sbin:$PATH
 export LANG=C LC_ALL=C
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -13,7 +13,7 @@
 # "N passed, N failed"; the exit status is non-zero if anything failed.
 
 set -u
-export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+export PATH=${QCX_PATH_PREFIX:+$QCX_PATH_PREFIX:}/usr/bin:/bin:/usr/sbin:/sbin:$PATH
 
 testsdir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logdir=$testsdir/logs
@@ -39,10 +39,13 @@ else
         [ -e "$t" ] || continue
         tests+=("${t#"$testsdir"/}")
     done
-    for t in "$testsdir"/unit/*; do
+    # Unit tests: built in tests/unit, or in $QCX_UNIT_DIR (sanitizer
+    # builds); listed as unit/NAME either way.
+    unitdir=${QCX_UNIT_DIR:-$testsdir/unit}
+    for t in "$unitdir"/*; do
         [ -f "$t" ] && [ -x "$t" ] || continue
         case "$t" in *.c|*.h|*.o) continue ;; esac
-        tests+=("${t#"$testsdir"/}")
+        tests+=("unit/${t##*/}")
     done
 fi
 
@@ -54,13 +57,17 @@ for t in "${tests[@]}"; do
     logname=${name//\//-}
     log=$logdir/$logname.log
     start=$(date +%s)
-    if [ ! -f "$testsdir/$t" ]; then
-        echo "no such test: $testsdir/$t" > "$log"
+    path=$testsdir/$t
+    case "$t" in
+        unit/*) path=${QCX_UNIT_DIR:-$testsdir/unit}/${t#unit/} ;;
+    esac
+    if [ ! -f "$path" ]; then
+        echo "no such test: $path" > "$log"
         rc=127
     else
         case "$t" in
-            *.sh) cmd=(bash "$testsdir/$t") ;;
-            *)    cmd=("$testsdir/$t") ;;
+            *.sh) cmd=(bash "$path") ;;
+            *)    cmd=("$path") ;;
         esac
         # Run from the tests directory; tests must not depend on cwd anyway.
         ( cd "$testsdir" &&
