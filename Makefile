@@ -101,3 +101,6 @@ check-asan: deps
 clean:
 	rm -f common/*.o common/*.a plugin/*.o plugin/*.so filter/*.o filter/*.so $(MANPAGE) $(UNIT_TESTS)
 	rm -rf tests/logs tests/tmp build
+
+# Fuzzing targets (fuzz/fuzz.mk): make fuzz FUZZ_SECONDS=N
+-include fuzz/fuzz.mk

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "byteorder.h"
 #include "image.h"
@@ -103,7 +104,7 @@ apply_queued_frees (struct qcow2_image *img, struct qcx_err *err)
 int
 qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
 {
-  int r;
+  int r, e;
 
   if (img->readonly)
     return 0;
@@ -117,5 +118,11 @@ qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
   pthread_mutex_unlock (&img->lock);
   if (r == -1)
     return -1;
-  return apply_queued_frees (img, err);
+  if (apply_queued_frees (img, err) == -1)
+    return -1;
+  e = __atomic_exchange_n (&img->write_error, 0, __ATOMIC_ACQ_REL);
+  if (e)
+    return qcx_error (err, e, "an earlier write failed since the last "
+                      "flush: %s", strerror (e));
+  return 0;
 }

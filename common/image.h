@@ -70,6 +70,10 @@ struct qcow2_image {
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   bool header_prepared;         /* autoclear bits cleared (first write) */
+  /* First error of a write-side request since the last flush: the
+   * next flush reports it (an errno value; 0 none; atomic access).
+   */
+  int write_error;
   /* Guest clusters with an allocating write in progress (write.c). */
   uint64_t *busy;
   size_t nr_busy, busy_cap;
@@ -198,10 +202,16 @@ int qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
                             struct qcx_err *err);
 int qcow2_free_compressed_later (struct qcow2_image *img, uint64_t l2_entry,
                                  struct qcx_err *err);
+/* Remember ERR for the next flush (first one wins). */
+void qcow2_note_write_error (struct qcow2_image *img,
+                             const struct qcx_err *err);
 /* Wait (lock held) until no allocating write owns OFFSET's cluster. */
 void qcow2_wait_not_busy (struct qcow2_image *img, uint64_t offset);
 
-/* Make every completed write durable (flush.c). */
+/* Make every completed write durable (flush.c).  Fails if writing
+ * back fails, and also (once) if a write-side request failed since the
+ * previous flush: an error is never silently dropped.
+ */
 int qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err);
 
 /* The L2 cache's eviction callback: write back all metadata in order

@@ -350,6 +350,16 @@ qcow2_prepare_for_write (struct qcow2_image *img, struct qcx_err *err)
   return r;
 }
 
+void
+qcow2_note_write_error (struct qcow2_image *img, const struct qcx_err *err)
+{
+  int expected = 0;
+
+  __atomic_compare_exchange_n (&img->write_error, &expected,
+                               err->errnum ? err->errnum : EIO, false,
+                               __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 int
 qcow2_image_write (struct qcow2_image *img, const void *buf, uint64_t count,
                    uint64_t offset, unsigned flags, struct qcx_err *err)
@@ -373,7 +383,11 @@ qcow2_image_write (struct qcow2_image *img, const void *buf, uint64_t count,
     count -= n;
   }
   pthread_rwlock_unlock (&img->io_barrier);
-  if (r == 0 && (flags & QCOW2_WRITE_FUA))
+  if (r == -1) {
+    qcow2_note_write_error (img, err);
+    return -1;
+  }
+  if (flags & QCOW2_WRITE_FUA)
     r = qcow2_image_flush (img, err);
   return r;
 }

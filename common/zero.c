@@ -298,8 +298,12 @@ qcow2_image_zero (struct qcow2_image *img, uint64_t count, uint64_t offset,
   if (r == 0)
     r = zero_range (&z, count, offset, &needs_data, err);
   pthread_rwlock_unlock (&img->io_barrier);
-  if (r == -1)
+  if (r == -1) {
+    /* A fast zero refused before any change is not a write error. */
+    if (!((flags & QCOW2_ZERO_FAST) && err->errnum == ENOTSUP))
+      qcow2_note_write_error (img, err);
     return -1;
+  }
   pthread_mutex_lock (&img->lock);
   flush = img->alloc.pending_clusters > MAX_QUEUED_FREES;
   pthread_mutex_unlock (&img->lock);

@@ -32,6 +32,14 @@ static char *filename;
 static bool layer_only;
 static int64_t l2_cache_size;     /* 0: default */
 static int has_backing = -1;      /* -1: as the header says */
+/* inject-error=OP:NTH:ERRNO[:persistent] (testing only). */
+static struct {
+  bool set;
+  enum qcx_io_op op;
+  uint64_t nth;
+  int errnum;
+  bool persistent;
+} inject;
 
 /* The image, shared by all connections. */
 static struct qcow2_image *image;
@@ -50,6 +58,40 @@ qcx_unload (void)
   image = NULL;
   free (filename);
   create_unload ();
+}
+
+/* inject-error=OP:NTH:ERRNO[:persistent], e.g. write:20:ENOSPC: the
+ * NTH following write (sync, truncate) of the image file fails.  For
+ * testing the error paths; see the man page.
+ */
+static int
+parse_inject_error (const char *value)
+{
+  char op[16], errname[16], mode[16] = "";
+  unsigned long long nth;
+  int n = sscanf (value, "%15[a-z]:%llu:%15[A-Z]:%15s", op, &nth, errname,
+                  mode);
+
+  if (n < 3)
+    goto bad;
+  if (strcmp (op, "write") == 0) inject.op = QCX_IO_PWRITE;
+  else if (strcmp (op, "sync") == 0) inject.op = QCX_IO_SYNC;
+  else if (strcmp (op, "truncate") == 0) inject.op = QCX_IO_TRUNCATE;
+  else goto bad;
+  if (strcmp (errname, "ENOSPC") == 0) inject.errnum = ENOSPC;
+  else if (strcmp (errname, "EIO") == 0) inject.errnum = EIO;
+  else if (strcmp (errname, "EDQUOT") == 0) inject.errnum = EDQUOT;
+  else goto bad;
+  if (n == 4 && strcmp (mode, "persistent") != 0)
+    goto bad;
+  inject.persistent = n == 4;
+  inject.nth = nth;
+  inject.set = nth > 0;
+  return 0;
+ bad:
+  nbdkit_error ("inject-error: expected OP:NTH:ERRNO[:persistent] with OP "
+                "write, sync or truncate and ERRNO ENOSPC, EIO or EDQUOT");
+  return -1;
 }
 
 static int
@@ -72,6 +114,8 @@ qcx_config (const char *key, const char *value)
     layer_only = r;
     return 0;
   }
+  if (strcmp (key, "inject-error") == 0)
+    return parse_inject_error (value);
   if (strcmp (key, "has-backing") == 0) {
     int r = nbdkit_parse_bool (value);
     if (r == -1)
@@ -107,6 +151,8 @@ qcx_config_complete (void)
   "[file=]<IMAGE>         (required) The qcow2 image to serve.\n" \
   "layer-only=true        Serve this layer alone even if it has a backing\n" \
   "                       file (unallocated regions read as zeros).\n" \
+  "inject-error=OP:NTH:ERRNO[:persistent]  Make the NTH write, sync or\n" \
+  "                       truncate of the file fail (testing only).\n" \
   "has-backing=true|false Override whether unallocated space defers to a\n" \
   "                       backing file (set by the qcow2xchain filter).\n" \
   "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
@@ -166,6 +212,9 @@ qcx_get_ready (void)
   h = &image->header;
   if (check_backing (image) == -1)
     return -1;
+  if (inject.set)
+    qcx_io_inject_fault (&image->io, inject.op, inject.nth, inject.errnum,
+                         inject.persistent);
   if (image->readonly_reason) {
     char msg[512];
     snprintf (msg, sizeof msg, "%s: serving it read-only (%s)", filename,
