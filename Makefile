@@ -98,6 +98,29 @@ check-asan: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	tests/run-tests.sh $(TESTS)
 
+# The concurrency tests with ThreadSanitizer (nbdkit's own threads are
+# not instrumented; the plugin's and filter's locking is what is checked).
+TSAN_BIN = $(CURDIR)/build/tsan/bin
+TSAN_TESTS ?= $(notdir $(wildcard tests/test-stress-*.sh tests/test-multiconn-*.sh))
+check-tsan: deps
+	$(MAKE) O=build/tsan CFLAGS="$(SAN_FLAGS) -fsanitize=thread" all
+	scripts/sanitizer-wrapper.sh $(TSAN_BIN) "$$($(CC) -print-file-name=libtsan.so)"
+	QCX_PLUGIN=$(CURDIR)/build/tsan/plugin/nbdkit-qcow2x-plugin.so \
+	QCX_FILTER=$(CURDIR)/build/tsan/filter/nbdkit-qcow2xchain-filter.so \
+	QCX_PATH_PREFIX=$(TSAN_BIN) QCX_SANITIZER=tsan \
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 report_signal_unsafe=0" \
+	tests/run-tests.sh $(TSAN_TESTS)
+
+# A representative subset under valgrind memcheck (no errors, no
+# definite leaks in the plugin or filter).
+VALGRIND_TESTS ?= test-read-extended-l2-states test-read-zstd test-write-ext-64k \
+	test-write-compressed-zlib test-chain-write-random test-create-defaults
+check-valgrind: deps all
+	@command -v valgrind >/dev/null || scripts/install-deps.sh valgrind
+	scripts/valgrind-wrapper.sh $(CURDIR)/build/valgrind/bin
+	QCX_PATH_PREFIX=$(CURDIR)/build/valgrind/bin QCX_SANITIZER=valgrind \
+	QCX_TEST_TIMEOUT=900 tests/run-tests.sh $(VALGRIND_TESTS)
+
 clean:
 	rm -f common/*.o common/*.a plugin/*.o plugin/*.so filter/*.o filter/*.so $(MANPAGE) $(UNIT_TESTS)
 	rm -rf tests/logs tests/tmp build

@@ -1,10 +1,12 @@
 /* qcow2x common library: opening and closing an image (see image.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "byteorder.h"
+#include "check.h"
 #include "image.h"
 
 #define GUEST_REACH (256ULL << 30)      /* QEMU's default L2 cache reach */
@@ -94,6 +96,26 @@ init_locks (struct qcow2_image *img, struct qcx_err *err)
   return 0;
 }
 
+/* A writable image must be consistent enough that writing cannot hit
+ * metadata (check.h); otherwise it is served read-only.
+ */
+static int
+check_before_writing (struct qcow2_image *img, struct qcx_err *err)
+{
+  char problem[200];
+
+  if (qcow2_check_for_write (img, problem, sizeof problem, err) == -1)
+    return -1;
+  if (problem[0]) {
+    snprintf (img->inconsistency, sizeof img->inconsistency,
+              "the metadata is inconsistent: %s; see 'qemu-img check'",
+              problem);
+    img->readonly = img->io.readonly = true;
+    img->readonly_reason = img->inconsistency;
+  }
+  return 0;
+}
+
 static int
 open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
                struct qcx_err *err)
@@ -118,6 +140,7 @@ open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
                        cache_bytes, qcow2_metadata_make_clean, img,
                        err) == -1 ||
       (!img->readonly && qcow2_refcounts_load (img, err) == -1) ||
+      (!img->readonly && check_before_writing (img, err) == -1) ||
       qcx_codec_pool_init (&img->codecs, img->header.cluster_size,
                            err) == -1)
     return -1;

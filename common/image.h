@@ -69,6 +69,7 @@ struct qcow2_image {
   bool has_backing;             /* unallocated space defers to a backing file */
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
+  char inconsistency[256];      /* check.c's finding, if that is why */
   bool header_prepared;         /* autoclear bits cleared (first write) */
   /* First error of a write-side request since the last flush: the
    * next flush reports it (an errno value; 0 none; atomic access).

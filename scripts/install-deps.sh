@@ -2,7 +2,8 @@
 # Install whatever the build and the test suite need and is missing
 # (Debian 12).  Runs apt-get as root, or through sudo.
 set -e
-need=()
+# Extra package names may be given as arguments (e.g. valgrind).
+need=("$@")
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkgconfig() { pkg-config --exists "$1" 2>/dev/null; }
 have_cmd cc          || need+=(gcc)

@@ -1,0 +1,203 @@
+/* qcow2x common library: metadata consistency check (see check.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byteorder.h"
+#include "check.h"
+#include "image.h"
+
+/* What a host cluster is used for, as far as the walk has seen. */
+enum use { USE_NONE = 0, USE_METADATA, USE_DATA, USE_COMPRESSED };
+
+struct walk {
+  struct qcow2_image *img;
+  uint8_t *use;                 /* enum use per host cluster */
+  uint64_t nr_clusters;
+  char *problem;
+  size_t problem_len;
+};
+
+static bool
+found_problem (const struct walk *w)
+{
+  return w->problem[0] != '\0';
+}
+
+static void
+report (struct walk *w, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+static void
+report (struct walk *w, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (found_problem (w))
+    return;
+  va_start (ap, fmt);
+  vsnprintf (w->problem, w->problem_len, fmt, ap);
+  va_end (ap);
+}
+
+/* Record that [offset, offset+len) is used as USE by WHAT.  Metadata and
+ * data clusters may not be shared with anything; compressed data may
+ * share host clusters with other compressed data only.
+ */
+static void
+claim (struct walk *w, uint64_t offset, uint64_t len, enum use use,
+       const char *what)
+{
+  uint64_t cs = w->img->header.cluster_size;
+  uint64_t first = offset / cs, last = (offset + len - 1) / cs;
+
+  if (len == 0 || found_problem (w))
+    return;
+  if (last >= w->nr_clusters) {
+    report (w, "%s at offset 0x%" PRIx64 " is beyond the end of the file",
+            what, offset);
+    return;
+  }
+  for (uint64_t c = first; c <= last; c++) {
+    enum use old = w->use[c];
+    if (old == USE_NONE || (old == USE_COMPRESSED && use == USE_COMPRESSED)) {
+      w->use[c] = use;
+      continue;
+    }
+    report (w, "%s at offset 0x%" PRIx64 " overlaps other metadata or data "
+            "(host cluster 0x%" PRIx64 " is used twice)", what, offset,
+            c * cs);
+    return;
+  }
+}
+
+static int
+walk_l2_table (struct walk *w, uint64_t l1_index, uint64_t l2_offset,
+               uint8_t *table, struct qcx_err *err)
+{
+  const struct qcow2_header *h = &w->img->header;
+
+  if (qcx_io_pread (&w->img->io, table, h->cluster_size, l2_offset,
+                    "L2 table", err) == -1)
+    return -1;
+  for (uint64_t i = 0; i < h->l2_entries && !found_problem (w); i++) {
+    const uint8_t *e = table + i * h->l2_entry_size;
+    uint64_t entry = load_be64 (e);
+    uint64_t bitmap = h->extended_l2 ? load_be64 (e + 8) : 0;
+    enum qcow2_subcluster_type t =
+      qcow2_classify_subcluster (&w->img->geom, entry, bitmap, 0);
+    uint64_t guest = ((l1_index << h->l2_bits) + i) << h->cluster_bits;
+
+    /* Any subcluster decides validity and whether a host cluster is
+     * referenced; classify each only to catch invalid combinations.
+     */
+    for (unsigned sc = 1; sc < h->subclusters && t != QCOW2_SC_INVALID; sc++)
+      if (qcow2_classify_subcluster (&w->img->geom, entry, bitmap, sc) ==
+          QCOW2_SC_INVALID)
+        t = QCOW2_SC_INVALID;
+    switch (t) {
+    case QCOW2_SC_INVALID:
+      report (w, "invalid L2 entry 0x%016" PRIx64 " for guest offset 0x%"
+              PRIx64, entry, guest);
+      break;
+    case QCOW2_SC_COMPRESSED: {
+      struct qcow2_compressed_desc d;
+      qcow2_decode_compressed (&w->img->geom, entry, &d);
+      claim (w, d.host_offset & ~511ULL, d.max_bytes + (d.host_offset & 511),
+             USE_COMPRESSED, "compressed cluster");
+      break;
+    }
+    default:
+      if (qcow2_l2_host_offset (entry))
+        claim (w, qcow2_l2_host_offset (entry), h->cluster_size, USE_DATA,
+               "data cluster");
+      break;
+    }
+  }
+  return 0;
+}
+
+static int
+walk_tables (struct walk *w, struct qcx_err *err)
+{
+  struct qcow2_image *img = w->img;
+  const struct qcow2_header *h = &img->header;
+  const struct qcow2_refcounts *rc = &img->refcounts;
+  uint8_t *table;
+  int r = 0;
+
+  claim (w, 0, h->cluster_size, USE_METADATA, "header");
+  claim (w, rc->table_offset, (uint64_t) rc->table_clusters * h->cluster_size,
+         USE_METADATA, "refcount table");
+  for (uint64_t i = 0; i < rc->table_entries; i++)
+    if (rc->table[i])
+      claim (w, rc->table[i], h->cluster_size, USE_METADATA,
+             "refcount block");
+  if (h->l1_size)
+    claim (w, h->l1_table_offset, (uint64_t) h->l1_size * 8, USE_METADATA,
+           "L1 table");
+  if (h->has_bitmaps_ext && h->bitmap_directory_size)
+    claim (w, h->bitmap_directory_offset, h->bitmap_directory_size,
+           USE_METADATA, "bitmap directory");
+
+  table = malloc (h->cluster_size);
+  if (table == NULL)
+    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+  for (uint32_t i = 0; i < h->l1_size && !found_problem (w) && r == 0; i++) {
+    uint64_t l2 = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+    if (l2 == 0)
+      continue;
+    if (l2 & (h->cluster_size - 1)) {
+      report (w, "L2 table offset 0x%" PRIx64 " is not aligned", l2);
+      break;
+    }
+    claim (w, l2, h->cluster_size, USE_METADATA, "L2 table");
+    if (!found_problem (w))
+      r = walk_l2_table (w, i, l2, table, err);
+  }
+  free (table);
+  return r;
+}
+
+/* Every referenced cluster must be counted. */
+static int
+compare_refcounts (struct walk *w, struct qcx_err *err)
+{
+  uint64_t cs = w->img->header.cluster_size;
+
+  for (uint64_t c = 0; c < w->nr_clusters && !found_problem (w); c++) {
+    uint64_t v;
+    if (w->use[c] == USE_NONE)
+      continue;
+    if (qcow2_refcount_get (w->img, c, &v, err) == -1)
+      return -1;
+    if (v == 0)
+      report (w, "host cluster 0x%" PRIx64 " is in use but its refcount is "
+              "0", c * cs);
+  }
+  return 0;
+}
+
+int
+qcow2_check_for_write (struct qcow2_image *img, char *problem,
+                       size_t problem_len, struct qcx_err *err)
+{
+  uint64_t cs = img->header.cluster_size;
+  struct walk w = { img, NULL, 0, problem, problem_len };
+  int r;
+
+  problem[0] = '\0';
+  w.nr_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
+  w.use = calloc (w.nr_clusters ? w.nr_clusters : 1, 1);
+  if (w.use == NULL)
+    return qcx_error (err, errno, "calloc: %s", strerror (errno));
+  r = walk_tables (&w, err);
+  if (r == 0)
+    r = compare_refcounts (&w, err);
+  free (w.use);
+  return r;
+}
