@@ -127,3 +127,10 @@ clean:
 
 # Fuzzing targets (fuzz/fuzz.mk): make fuzz FUZZ_SECONDS=N
 -include fuzz/fuzz.mk
+
+# Benchmarks (bench/): make bench [BENCH_ARGS=--quick]
+.PHONY: bench
+bench: deps all
+	@command -v fio >/dev/null || scripts/install-deps.sh fio
+	@command -v qemu-nbd >/dev/null || scripts/install-deps.sh qemu-utils
+	bench/bench.sh $(BENCH_ARGS)
