@@ -60,8 +60,12 @@ build (struct qcow2_image *img, struct qcx_err *err)
 
   if (block == NULL)
     return qcx_error (err, errno, "malloc: %s", strerror (errno));
-  a->end = (qcx_io_size (&img->io) + cs - 1) / cs;
-  if (reserve_words (a, a->end, err) == -1)
+  /* `end` follows the refcounts, not the file size: a sparse file may
+   * extend far past its last counted cluster, and everything past that
+   * cluster is free.
+   */
+  a->end = 0;
+  if (reserve_words (a, 0, err) == -1)
     goto out;
   for (uint64_t ti = 0; ti < rc->table_entries; ti++) {
     uint64_t base = ti * rc->block_entries;

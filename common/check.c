@@ -8,24 +8,68 @@
 #include <string.h>
 
 #include "byteorder.h"
+#include "bitmaps.h"
 #include "check.h"
 #include "image.h"
 
 /* What a host cluster is used for, as far as the walk has seen. */
 enum use { USE_NONE = 0, USE_METADATA, USE_DATA, USE_COMPRESSED };
 
+/* Uses are kept 2 bits per host cluster, for clusters up to the
+ * highest one referenced (not the file size: a sparse file can be far
+ * larger than what its metadata uses).
+ */
 struct walk {
   struct qcow2_image *img;
-  uint8_t *use;                 /* enum use per host cluster */
-  uint64_t nr_clusters;
+  uint8_t *use;                 /* 4 clusters per byte */
+  uint64_t cap;                 /* clusters `use` can hold */
+  uint64_t nr_clusters;         /* clusters in the file */
   char *problem;
   size_t problem_len;
+  struct qcx_err *err;          /* set on allocation failure */
+  bool failed;
 };
+
+static enum use
+get_use (const struct walk *w, uint64_t c)
+{
+  if (c >= w->cap)
+    return USE_NONE;
+  return (w->use[c / 4] >> (2 * (c % 4))) & 3;
+}
+
+static void
+set_use (struct walk *w, uint64_t c, enum use u)
+{
+  w->use[c / 4] = (w->use[c / 4] & ~(3 << (2 * (c % 4)))) | (u << (2 * (c % 4)));
+}
+
+static bool
+reserve (struct walk *w, uint64_t clusters)
+{
+  uint64_t cap = w->cap ? w->cap : 4096;
+  uint8_t *p;
+
+  if (clusters <= w->cap)
+    return true;
+  while (cap < clusters)
+    cap *= 2;
+  p = realloc (w->use, cap / 4);
+  if (p == NULL) {
+    qcx_error (w->err, ENOMEM, "out of memory for the metadata walk");
+    w->failed = true;
+    return false;
+  }
+  memset (p + w->cap / 4, 0, (cap - w->cap) / 4);
+  w->use = p;
+  w->cap = cap;
+  return true;
+}
 
 static bool
 found_problem (const struct walk *w)
 {
-  return w->problem[0] != '\0';
+  return w->problem[0] != '\0' || w->failed;
 }
 
 static void
@@ -62,10 +106,12 @@ claim (struct walk *w, uint64_t offset, uint64_t len, enum use use,
             what, offset);
     return;
   }
+  if (!reserve (w, last + 1))
+    return;
   for (uint64_t c = first; c <= last; c++) {
-    enum use old = w->use[c];
+    enum use old = get_use (w, c);
     if (old == USE_NONE || (old == USE_COMPRESSED && use == USE_COMPRESSED)) {
-      w->use[c] = use;
+      set_use (w, c, use);
       continue;
     }
     report (w, "%s at offset 0x%" PRIx64 " overlaps other metadata or data "
@@ -121,6 +167,13 @@ walk_l2_table (struct walk *w, uint64_t l1_index, uint64_t l2_offset,
   return 0;
 }
 
+static void
+claim_bitmap_range (void *opaque, uint64_t offset, uint64_t len,
+                    const char *what)
+{
+  claim (opaque, offset, len, USE_METADATA, what);
+}
+
 static int
 walk_tables (struct walk *w, struct qcx_err *err)
 {
@@ -140,9 +193,11 @@ walk_tables (struct walk *w, struct qcx_err *err)
   if (h->l1_size)
     claim (w, h->l1_table_offset, (uint64_t) h->l1_size * 8, USE_METADATA,
            "L1 table");
-  if (h->has_bitmaps_ext && h->bitmap_directory_size)
-    claim (w, h->bitmap_directory_offset, h->bitmap_directory_size,
-           USE_METADATA, "bitmap directory");
+  /* Persistent bitmaps: their tables and data clusters are counted
+   * too, and must not be handed out (qemu-img check counts them).
+   */
+  if (qcow2_bitmaps_walk (img, claim_bitmap_range, w, err) == -1)
+    return -1;
 
   table = malloc (h->cluster_size);
   if (table == NULL)
@@ -169,9 +224,13 @@ compare_refcounts (struct walk *w, struct qcx_err *err)
 {
   uint64_t cs = w->img->header.cluster_size;
 
-  for (uint64_t c = 0; c < w->nr_clusters && !found_problem (w); c++) {
+  for (uint64_t c = 0; c < w->cap && !found_problem (w); c++) {
     uint64_t v;
-    if (w->use[c] == USE_NONE)
+    if (c % 4 == 0 && w->use[c / 4] == 0) {
+      c += 3;
+      continue;
+    }
+    if (get_use (w, c) == USE_NONE)
       continue;
     if (qcow2_refcount_get (w->img, c, &v, err) == -1)
       return -1;
@@ -187,17 +246,15 @@ qcow2_check_for_write (struct qcow2_image *img, char *problem,
                        size_t problem_len, struct qcx_err *err)
 {
   uint64_t cs = img->header.cluster_size;
-  struct walk w = { img, NULL, 0, problem, problem_len };
+  struct walk w = { .img = img, .problem = problem,
+                    .problem_len = problem_len, .err = err };
   int r;
 
   problem[0] = '\0';
   w.nr_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
-  w.use = calloc (w.nr_clusters ? w.nr_clusters : 1, 1);
-  if (w.use == NULL)
-    return qcx_error (err, errno, "calloc: %s", strerror (errno));
   r = walk_tables (&w, err);
-  if (r == 0)
+  if (r == 0 && !w.failed)
     r = compare_refcounts (&w, err);
   free (w.use);
-  return r;
+  return w.failed ? -1 : r;
 }

@@ -139,8 +139,6 @@ open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
       tablecache_init (&img->l2_tables, "L2 table", img->header.cluster_size,
                        cache_bytes, qcow2_metadata_make_clean, img,
                        err) == -1 ||
-      (!img->readonly && qcow2_refcounts_load (img, err) == -1) ||
-      (!img->readonly && check_before_writing (img, err) == -1) ||
       qcx_codec_pool_init (&img->codecs, img->header.cluster_size,
                            err) == -1)
     return -1;
@@ -198,6 +196,38 @@ qcow2_image_open (const char *path, const struct qcow2_open_options *opts,
   if (reason && (*imgp)->readonly_reason == NULL)
     (*imgp)->readonly_reason = reason;
   return 0;
+}
+
+int
+qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
+                              struct qcx_err *err)
+{
+  int r = 0;
+
+  if (became_readonly)
+    *became_readonly = false;
+  pthread_mutex_lock (&img->lock);
+  if (!img->readonly && !img->writable_checked) {
+    struct qcx_err why = { 0 };
+    /* Refcounts that cannot even be loaded make the image read-only
+     * too: reading does not need them.
+     */
+    if (qcow2_refcounts_load (img, &why) == -1) {
+      snprintf (img->inconsistency, sizeof img->inconsistency,
+                "the refcounts cannot be used: %.200s", why.msg);
+      img->readonly = img->io.readonly = true;
+      img->readonly_reason = img->inconsistency;
+    }
+    else
+      r = check_before_writing (img, err);
+    if (r == 0) {
+      img->writable_checked = true;
+      if (became_readonly)
+        *became_readonly = img->readonly;
+    }
+  }
+  pthread_mutex_unlock (&img->lock);
+  return r;
 }
 
 void

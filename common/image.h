@@ -70,6 +70,7 @@ struct qcow2_image {
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   char inconsistency[256];      /* check.c's finding, if that is why */
+  bool writable_checked;        /* qcow2_image_prepare_writable done */
   bool header_prepared;         /* autoclear bits cleared (first write) */
   /* First error of a write-side request since the last flush: the
    * next flush reports it (an errno value; 0 none; atomic access).
@@ -96,6 +97,18 @@ int qcow2_image_open_io (const struct qcx_io *io,
                          const struct qcow2_open_options *opts,
                          struct qcow2_image **imgp, struct qcx_err *err);
 void qcow2_image_close (struct qcow2_image *img);
+
+/* Before the first write: load the refcounts and walk the metadata
+ * (check.h).  If the image turns out unsafe to write, it becomes
+ * read-only with readonly_reason set and *BECAME_READONLY (may be NULL)
+ * true; the call still succeeds.  Done
+ * once; the plugin calls it when the first client that may write
+ * connects, so read-only use never pays for the walk.  The write
+ * functions call it themselves if needed.
+ */
+int qcow2_image_prepare_writable (struct qcow2_image *img,
+                                  bool *became_readonly,
+                                  struct qcx_err *err);
 
 static inline uint64_t
 qcow2_image_size (const struct qcow2_image *img)

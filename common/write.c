@@ -336,6 +336,8 @@ qcow2_prepare_for_write (struct qcow2_image *img, struct qcx_err *err)
 {
   int r = 0;
 
+  if (!img->writable_checked && qcow2_image_prepare_writable (img, NULL, err) == -1)
+    return -1;
   if (img->readonly)
     return qcx_error (err, EROFS, "the image is read-only%s%s",
                       img->readonly_reason ? ": " : "",

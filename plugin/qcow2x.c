@@ -168,6 +168,17 @@ qcx_warning (const char *msg)
   fprintf (stderr, "nbdkit: qcow2x: warning: %s\n", msg);
 }
 
+/* Say why an image that could have been written is served read-only. */
+static void
+warn_readonly (const struct qcow2_image *img)
+{
+  char msg[512];
+
+  snprintf (msg, sizeof msg, "%s: serving it read-only (%s)", filename,
+            img->readonly_reason);
+  qcx_warning (msg);
+}
+
 static int
 check_backing (const struct qcow2_image *img)
 {
@@ -215,12 +226,8 @@ qcx_get_ready (void)
   if (inject.set)
     qcx_io_inject_fault (&image->io, inject.op, inject.nth, inject.errnum,
                          inject.persistent);
-  if (image->readonly_reason) {
-    char msg[512];
-    snprintf (msg, sizeof msg, "%s: serving it read-only (%s)", filename,
-              image->readonly_reason);
-    qcx_warning (msg);
-  }
+  if (image->readonly_reason)
+    warn_readonly (image);
   if (h->has_bitmaps_ext)
     nbdkit_debug ("image has %" PRIu32 " persistent bitmap(s): ignored",
                   h->nb_bitmaps);
@@ -238,7 +245,20 @@ qcx_get_ready (void)
 static void *
 qcx_open (int readonly)
 {
-  (void) readonly;
+  struct qcx_err err = { 0 };
+  bool became_readonly;
+
+  /* The first client that may write triggers the consistency walk
+   * (common/check.h); with nbdkit -r it never runs.
+   */
+  if (!readonly) {
+    if (qcow2_image_prepare_writable (image, &became_readonly, &err) == -1) {
+      nbdkit_error ("%s: %s", filename, err.msg);
+      return NULL;
+    }
+    if (became_readonly)
+      warn_readonly (image);
+  }
   /* All state is per image; a non-NULL handle is all nbdkit needs. */
   return image;
 }

@@ -26,6 +26,27 @@
 #       and equals RAW (before and after the failing reads); the connection and the server
 #       stay up; stderr contains each --log-phrase.
 #
+# Hostile images (consistent-looking but inconsistent metadata; served WITHOUT -r):
+#   badimage.py run-hostile --plugin SO --expect RAW [--bad OFF:LEN]... [--maybe-bad OFF:LEN]...
+#                           [--write-at OFF]... [--log-phrase P]... [--filter SO] [--case CASE]
+#                           IMG [PLUGIN-ARG...]
+#       nbdkit must either refuse IMG with a clear error, or serve it READ-ONLY with a start-up
+#       warning containing every --log-phrase (default "serving it read-only" and
+#       "inconsistent"); then every byte outside --bad/--maybe-bad equals RAW, --bad ranges
+#       fail with EIO, --maybe-bad ranges fail with EIO or equal RAW; write, write+FUA, zero
+#       and trim at 0, the last 64 KiB and each --write-at fail with EPERM (both refused by
+#       libnbd and, with strict mode off, by nbdkit); reads are unchanged afterwards; no crash;
+#       the file's sha256 is unchanged.  Served writable: FAIL, after doing those writes and
+#       printing `qemu-img check` of the result and a reproducer.
+#   badimage.py run-write-safe (same options)
+#       For images that MAY be served writable: if read-only, the run-hostile checks; if
+#       writable, 64 KiB written at each --write-at must read back through the plugin and
+#       through qemu-img convert, `qemu-img check` must report no error line it did not report
+#       before, and the header cluster (but the autoclear field) and persistent bitmap tables
+#       and bitmap data clusters must be byte-for-byte unchanged.
+#   badimage.py last-compressed IMG
+#       Print the guest offset of the compressed cluster stored last in the file.
+#
 # Header layout and entry formats: QEMU docs/interop/qcow2.txt (everything big endian).
 
 import argparse
@@ -416,6 +437,266 @@ PATTERNS = [  # regex, base, patch factory from the match
 ]
 
 
+# ---------------------------------------------------------------------------------------------
+# Hostile images (issue 5): metadata that is inconsistent rather than malformed.  The plugin
+# must not write to these (read-only with a warning, or a refusal): writing trusts the
+# refcounts and the tables, and would write over metadata or over another guest cluster.
+
+COPIED = 1 << 63                                  # QCOW_OFLAG_COPIED (L1 and L2 entries)
+L2_ZERO = 1
+
+
+def ext_l2(img):
+    return bool(img.get("incompatible") & (1 << 4))
+
+
+def l2_entry_at(img, guest_off):
+    """Offset in the file of the (first 8 bytes of the) L2 entry of a guest offset, standard or
+    extended L2 entries."""
+    cb = img.get("cluster_bits")
+    esize = 16 if ext_l2(img) else 8
+    per_table = img.cluster_size // esize
+    ci = guest_off >> cb
+    l2 = img.u64(img.l1_entry_off(ci // per_table)) & OFFSET_MASK
+    if not l2:
+        die("no L2 table for guest offset %#x" % guest_off)
+    return l2 + esize * (ci % per_table)
+
+
+def host_of(img, guest_off):
+    h = img.u64(l2_entry_at(img, guest_off)) & OFFSET_MASK
+    if not h:
+        die("guest offset %#x has no host cluster" % guest_off)
+    return h
+
+
+def refcount_loc(img, host_off):
+    """(refcount block offset, entry index, entry bits) of a host cluster."""
+    cs = img.cluster_size
+    bits = 1 << (img.get("refcount_order") if img.get("version") >= 3 else 4)
+    per_block = cs * 8 // bits
+    ci = host_off // cs
+    rb = img.u64(img.get("refcount_table_offset") + 8 * (ci // per_block)) & ~(cs - 1)
+    if not rb:
+        die("no refcount block for host offset %#x" % host_off)
+    return rb, ci % per_block, bits
+
+
+def get_refcount(img, host_off):
+    rb, i, bits = refcount_loc(img, host_off)
+    if bits >= 8:
+        n = bits // 8
+        return int.from_bytes(img.d[rb + i * n:rb + (i + 1) * n], "big")
+    per_byte = 8 // bits
+    return (img.d[rb + i // per_byte] >> ((i % per_byte) * bits)) & ((1 << bits) - 1)
+
+
+def set_refcount(img, host_off, v):
+    rb, i, bits = refcount_loc(img, host_off)
+    if bits >= 8:
+        n = bits // 8
+        img.d[rb + i * n:rb + (i + 1) * n] = v.to_bytes(n, "big")
+        return
+    per_byte = 8 // bits                               # QEMU: least significant bits first
+    sh, m = (i % per_byte) * bits, (1 << bits) - 1
+    b = rb + i // per_byte
+    img.d[b] = (img.d[b] & ~(m << sh) & 0xff) | ((v & m) << sh)
+
+
+def compressed_entries(img):
+    """[(guest offset, entry offset, host offset, x)] of every compressed cluster (1 L2 table)."""
+    cs, cb = img.cluster_size, img.get("cluster_bits")
+    out = []
+    for g in range(0, img.get("size"), cs):
+        e = img.u64(l2_entry_at(img, g))
+        if e & L2_COMPRESSED:
+            x = 62 - (cb - 8)
+            out.append((g, l2_entry_at(img, g), e & ((1 << x) - 1), x))
+    return out
+
+
+def p_compressed_nsect_max(img, want_overlap):
+    """The compressed cluster stored last in the file gets the largest sector count the field
+    holds (2^(cluster_bits-8) sectors = 2 clusters, the most the encoding allows)."""
+    cs, cb = img.cluster_size, img.get("cluster_bits")
+    g, eo, host, x = max(compressed_entries(img), key=lambda t: t[2])
+    e = img.u64(eo)
+    maxn = (1 << (cb - 8)) - 1
+    img.put64(eo, (e & ~(maxn << x)) | (maxn << x))
+    end = (host & ~511) + (maxn + 1) * 512            # QEMU reads up to here
+    if want_overlap:
+        data = [host_of(img, g2) for g2 in range(0, img.get("size"), cs)
+                if img.u64(l2_entry_at(img, g2)) & OFFSET_MASK and
+                not img.u64(l2_entry_at(img, g2)) & L2_COMPRESSED]
+        assert end <= len(img.d), "overlap case: range runs beyond EOF"
+        assert any(host < d < end for d in data), "overlap case: no data cluster overlapped"
+    else:
+        assert end > len(img.d) + cs // 2, "beyond-eof case: range ends inside the file"
+
+
+def compressed_then_data(path):
+    """zlib_base, then two guest clusters rewritten as normal data clusters (allocated after
+    the compressed data)."""
+    zlib_base(path)
+    qemu_io(path, "write -P 0x66 320k 64k", "write -P 0x77 0 64k", "write -P 0x78 64k 64k")
+
+
+def base_extl2(path):
+    """8 MiB, 64 KiB clusters with extended L2 entries (2 KiB subclusters)."""
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=65536,extended_l2=on",
+         path, "8M"])
+    qemu_io(path, "write -P 0x11 0 64k", "write -P 0x55 1M 8k", "write -P 0x22 4M 1M")
+
+
+def p_extl2_pair11(img):
+    eo = l2_entry_at(img, 1 << 20)
+    bm = img.u64(eo + 8)
+    assert bm & 0xf == 0xf, "guest 1M: subclusters 0-3 not allocated (bitmap %#x)" % bm
+    img.put64(eo + 8, bm | (1 << (32 + 1)))            # subcluster 1: allocated AND zero
+
+
+def base_bitmap(path):
+    """std (64 KiB clusters) with a persistent dirty bitmap that has dirty bits (so it has a
+    bitmap table and a bitmap data cluster)."""
+    run(["qemu-img", "create", "-q", "-f", "qcow2", path, "8M"])
+    run(["qemu-img", "bitmap", "--add", path, "bm0"])
+    qemu_io(path, "write -P 0x11 0 64k", "write -P 0x33 4M 1M")
+
+
+BITMAPS_EXT = 0x23852875
+
+
+def bitmap_clusters(img):
+    """(bitmap table offsets, bitmap data cluster offsets) of every persistent bitmap."""
+    tables, data = [], []
+    for t, d in img.read_exts():
+        if t != BITMAPS_EXT:
+            continue
+        nb, _, dsize, doff = struct.unpack(">IIQQ", d[:24])
+        p = doff
+        for _ in range(nb):
+            toff, tsize, _flags, _type, _gran, nlen, elen = struct.unpack_from(
+                ">QIIBBHI", img.d, p)
+            tables.append(toff)
+            for j in range(tsize):
+                e = img.u64(toff + 8 * j) & OFFSET_MASK
+                if e > 1:
+                    data.append(e)
+            p += (24 + elen + nlen + 7) & ~7
+    return tables, data
+
+
+def p_bitmap_refcount0(which):
+    def p(img):
+        tables, data = bitmap_clusters(img)
+        lst = tables if which == "table" else data
+        assert lst, "base image has no bitmap %s cluster" % which
+        assert get_refcount(img, lst[0]) == 1
+        set_refcount(img, lst[0], 0)
+    return p
+
+
+def p_l1(i, fn):
+    def p(img):
+        eo = img.l1_entry_off(i)
+        img.put64(eo, fn(img, img.u64(eo)))
+    return p
+
+
+def p_l2e(guest, fn):
+    def p(img):
+        eo = l2_entry_at(img, guest)
+        img.put64(eo, fn(img, img.u64(eo)))
+    return p
+
+
+def p_refcount0(which):
+    def p(img):
+        off = (img.u64(img.l1_entry_off(0)) & OFFSET_MASK if which == "l2"
+               else host_of(img, 0))
+        assert get_refcount(img, off) == 1, "refcount of %#x is not 1" % off
+        set_refcount(img, off, 0)
+    return p
+
+
+def p_refcount0_noblock(img):
+    """Guest 0's data moves to host 9 MiB (the file grows to hold it): with 4 KiB clusters and
+    16-bit refcounts one refcount block covers 8 MiB, and there is no second block."""
+    far, old = 9 << 20, host_of(img, 0)
+    assert img.u64(img.get("refcount_table_offset") + 8) == 0
+    img.d += bytes(far + img.cluster_size - len(img.d))
+    img.d[far:far + img.cluster_size] = img.d[old:old + img.cluster_size]
+    img.put64(l2_entry_at(img, 0), COPIED | far)
+
+
+def beyond_eof(img):
+    return (len(img.d) + (1 << 30)) & ~(img.cluster_size - 1)
+
+
+HOSTILE = {
+    # std4k: 4 L2 tables (one per 2 MiB); data at 0-64k, 2052k+64k, 4M+1M, 8128k+64k.
+    # L1 entry 1 (guest 2-4 MiB) points at the refcount table's cluster (COPIED kept).
+    "l2-in-refcount-table": (std4k, p_l1(1, lambda img, e: COPIED |
+                                         img.get("refcount_table_offset"))),
+    # L1 entry 1 = L1 entry 0: one L2 table for guest 0-2 MiB and 2-4 MiB.
+    "l2-twice": (std4k, p_l1(1, lambda img, e: img.u64(img.l1_entry_off(0)))),
+    # The L2 entry of guest 1 MiB (unallocated) = the one of guest 0 (data, COPIED).
+    "data-twice": (std4k, p_l2e(1 << 20, lambda img, e: img.u64(l2_entry_at(img, 0)))),
+    "refcount0-l2": (std4k, p_refcount0("l2")),
+    "refcount0-data": (std4k, p_refcount0("data")),
+    "refcount0-noblock": (std4k, p_refcount0_noblock),
+    # The L2 entry of guest 0 points 1 GiB beyond the end of the file (flags kept).
+    "data-beyond-eof": (std4k, p_l2e(0, lambda img, e: (e & ~OFFSET_MASK) | beyond_eof(img))),
+    # Offset 0 with the COPIED flag: unallocated by the spec (offset 0), but QEMU's check reads
+    # an L1 entry like this as an L2 table in the header cluster.  Guest 2-4 MiB / 1 MiB.
+    "l1-copied-zero": (std4k, p_l1(1, lambda img, e: COPIED)),
+    "l2e-copied-zero": (std4k, p_l2e(1 << 20, lambda img, e: COPIED)),
+    # Compressed: the last stored cluster's sector count at its maximum (2 clusters): runs
+    # beyond EOF; or (with normal data clusters after the compressed data) over a data cluster.
+    "compressed-nsect-beyond-eof": (zlib_base, lambda img: p_compressed_nsect_max(img, False)),
+    "compressed-nsect-overlap": (compressed_then_data,
+                                 lambda img: p_compressed_nsect_max(img, True)),
+    # Extended L2, guest 1 MiB: subcluster 1 both allocated and zero (bitmap pair 11).
+    "extl2-pair11": (base_extl2, p_extl2_pair11),
+    # A persistent bitmap whose bitmap table / data cluster has refcount 0.
+    "bitmap-table-refcount0": (base_bitmap, p_bitmap_refcount0("table")),
+    "bitmap-data-refcount0": (base_bitmap, p_bitmap_refcount0("data")),
+    # The L2 entry of guest 0: host offset + 512 (not cluster aligned; COPIED kept).
+    "data-unaligned": (std4k, p_l2e(0, lambda img, e: e + 512)),
+    # Refcount table entry 0: refcount block offset + 512 (not cluster aligned).
+    "refblock-unaligned": (std4k, lambda img: img.put64(
+        img.get("refcount_table_offset"), img.u64(img.get("refcount_table_offset")) + 512)),
+    # The L2 entry of guest 1 MiB (unallocated) points at the bitmap table (COPIED).
+    "bitmap-table-shared": (base_bitmap, p_l2e(1 << 20, lambda img, e: COPIED |
+                                               bitmap_clusters(img)[0][0])),
+}
+FIXED.update(HOSTILE)
+
+
+def make_l2_twice_backed(out):
+    """l2-twice on an overlay (4 KiB clusters) of OUT.base.qcow2 (named relative to OUT)."""
+    d, b = os.path.split(os.path.abspath(out))
+    base = b + ".base.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", base, "8M"], cwd=d)
+    qemu_io(os.path.join(d, base), "write -P 0x61 0 8M")
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "-b", base,
+         "-F", "qcow2", b], cwd=d)
+    qemu_io(out, "write -P 0x11 0 64k", "write -P 0x22 2052k 64k", "write -P 0x33 4M 1M",
+            "write -z 6M 64k")
+    img = Image(out)
+    p_l1(1, lambda img, e: img.u64(img.l1_entry_off(0)))(img)
+    img.save(out)
+
+
+CREATED["l2-twice-backed"] = make_l2_twice_backed
+
+
+def cmd_last_compressed(argv):
+    """Print the guest offset of the compressed cluster stored last in IMG."""
+    img = Image(argv[0])
+    print(max(compressed_entries(img), key=lambda t: t[2])[0])
+
+
 def lookup(case):
     if case in FIXED:
         base, patch = FIXED[case]
@@ -574,8 +855,9 @@ class Server:
         self.sock = os.path.join(self.dir, "sock")
         self.pidf = os.path.join(self.dir, "pid")
         self.logf = os.path.join(self.dir, "log")
+        filt = ["--filter=" + a.filter] if getattr(a, "filter", None) else []
         cmd = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock, "-P", self.pidf] + \
-              (["-r"] if readonly else []) + [a.plugin, "file=" + a.img] + a.args
+              (["-r"] if readonly else []) + filt + [a.plugin, "file=" + a.img] + a.args
         # No address-space limit unless asked for: nbdkit's worker threads alone reserve
         # hundreds of MiB of address space (stacks, malloc arenas).
         vmem = vmem_limit_mib(a, 0)
@@ -731,6 +1013,281 @@ def cmd_run_eio(argv):
     c.finish(log)
 
 
+# ---------------------------------------------------------------------------------------------
+# Checks for hostile images (served without -r).
+
+def sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def qemu_img_check(img):
+    """(corruptions + check errors, error lines, full output) of qemu-img check."""
+    import json
+    r = subprocess.run(["qemu-img", "check", "--output=json", img], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        j = json.loads(r.stdout)
+        bad = j.get("corruptions", 0) + j.get("check-errors", 0)
+    except ValueError:
+        bad = 1
+    errs = sorted(set(l for l in r.stderr.splitlines() if l.startswith("ERROR")))
+    return bad, errs, r.stdout + r.stderr
+
+
+def start_server(c, a, readonly, before):
+    """Server, or None after checking that a refusal is a clear one (and the file unchanged)."""
+    try:
+        return Server(a, readonly=readonly)
+    except RuntimeError as e:
+        log = e.args[1]
+        c.check(sha256(a.img) == before, "the file changed (sha256)")
+        c.check(not CRASH_RE.search(log), "crash report on stderr")
+        c.check("signal" not in str(e.args[0]) and "status -" not in str(e.args[0]),
+                "nbdkit died by a signal at start-up")
+        c.check(any("error" in l.lower() for l in log.splitlines()),
+                "refused at start-up without an error line (%s)" % e.args[0])
+        if not c.failed:
+            print("note: %s: refused at start-up: %s" % (c.what, log.strip().splitlines()[-1]))
+        c.finish(log)
+        return None
+
+
+def write_attempts(c, h, nbd, size, offsets):
+    """Every write-side request must fail with EPERM, refused by libnbd (strict mode) and, with
+    the strict checks off so the requests reach nbdkit, by the server."""
+    offsets = [o for o in offsets if 0 <= o < size]
+    for strict in (True, False):
+        if not strict:
+            h.set_strict_mode(0)
+        who = "client-side" if strict else "server-side"
+        for off in offsets:
+            n = min(65536, size - off)
+            for name, op in (("pwrite", lambda: h.pwrite(b"\x5a" * n, off)),
+                             ("pwrite+fua", lambda: h.pwrite(b"\x5b" * n, off, nbd.CMD_FLAG_FUA)),
+                             ("zero", lambda: h.zero(n, off)),
+                             ("zero+may-trim", lambda: h.zero(n, off, 0)),
+                             ("trim", lambda: h.trim(n, off))):
+                try:
+                    op()
+                    c.check(False, "%s %s %#x+%#x succeeded on a read-only export"
+                            % (who, name, off, n))
+                except nbd.Error as e:
+                    # libnbd refuses zero/trim that a read-only export does not advertise
+                    # with EINVAL ("server does not support ..."); nbdkit says EPERM.
+                    ok = (errno.EPERM,) if not strict or name.startswith("pwrite") else \
+                         (errno.EPERM, errno.EINVAL)
+                    c.check(e.errnum in ok, "%s %s %#x+%#x failed with errno %s (%s), "
+                            "expected EPERM" % (who, name, off, n, e.errnum, e.string))
+        try:
+            h.flush()
+        except nbd.Error:
+            pass
+    h.set_strict_mode(nbd.STRICT_COMMANDS | nbd.STRICT_FLAGS | nbd.STRICT_BOUNDS |
+                      nbd.STRICT_ZERO_SIZE | nbd.STRICT_ALIGN)
+
+
+def check_reads(c, h, nbd, expect, bad, maybe, label):
+    size = len(expect)
+
+    def eio(off, n, what):
+        try:
+            h.pread(n, off)
+            c.check(False, "%s: read %#x+%#x succeeded, expected EIO" % (what, off, n))
+        except nbd.Error as e:
+            c.check(e.errnum == errno.EIO, "%s: read %#x+%#x: errno %s (%s), expected EIO"
+                    % (what, off, n, e.errnum, e.string))
+
+    for off, n in good_spans(size, bad + maybe):
+        read_expect(c, h, expect, off, n, label)
+    for off in range(0, size, 1 << 20):   # block status may fail on bad metadata, not crash
+        try:
+            h.block_status(min(1 << 20, size - off), off, lambda *args: 0)
+        except nbd.Error:
+            pass
+    for bo, bl in bad:
+        eio(bo, bl, label + " bad")
+    outcome = []
+    for bo, bl in maybe:                  # EIO, or the expected bytes
+        try:
+            got = h.pread(bl, bo)
+            c.check(got == expect[bo:bo + bl], "%s: read %#x+%#x: neither EIO nor the "
+                    "expected bytes" % (label, bo, bl))
+            outcome.append("%#x+%#x reads" % (bo, bl))
+        except nbd.Error as e:
+            c.check(e.errnum == errno.EIO, "%s: read %#x+%#x: errno %s (%s), expected EIO or "
+                    "data" % (label, bo, bl, e.errnum, e.string))
+            outcome.append("%#x+%#x EIO" % (bo, bl))
+    return outcome
+
+
+def demonstrate_writes(s, a, size, offsets):
+    """The image was served writable: do what a client would, so the report shows the damage."""
+    h = s.h
+    for i, off in enumerate(offsets):
+        n = min(65536, size - off)
+        try:
+            h.pwrite(bytes([0xc0 + i]) * n, off)
+        except Exception as e:
+            print("  (write %#x+%#x failed: %s)" % (off, n, e))
+    for off in (size // 2 + 12288, size - 3 * 65536):  # allocating writes in fresh places
+        try:
+            h.pwrite(b"\xee" * 65536, off)
+        except Exception as e:
+            print("  (write %#x failed: %s)" % (off, e))
+    try:
+        h.flush()
+    except Exception as e:
+        print("  (flush failed: %s)" % e)
+
+
+def hostile_args(ap):
+    common_args(ap)
+    ap.add_argument("--expect", required=True)
+    ap.add_argument("--bad", action="append", type=parse_range, default=[])
+    ap.add_argument("--maybe-bad", action="append", type=parse_range, default=[])
+    ap.add_argument("--log-phrase", action="append")
+    ap.add_argument("--write-at", action="append", type=num, default=[])
+    ap.add_argument("--filter")
+    ap.add_argument("--case")
+
+
+def cmd_run_hostile(argv):
+    ap = argparse.ArgumentParser(prog="badimage.py run-hostile")
+    hostile_args(ap)
+    a = ap.parse_args(argv)
+    if a.log_phrase is None:
+        a.log_phrase = ["serving it read-only", "inconsistent"]
+    c = Checker(a.what or os.path.basename(a.img))
+    expect = open(a.expect, "rb").read()
+    _, errs_before, _ = qemu_img_check(a.img)
+    before = sha256(a.img)
+    s = start_server(c, a, readonly=False, before=before)
+    if s is None:
+        return
+    h, nbd = s.h, s.nbd
+    size = h.get_size()
+    c.check(size == len(expect), "size %d, expected %d" % (size, len(expect)))
+    offsets = sorted(set(o for o in [0, max(0, size - 65536)] + a.write_at if o < size))
+    if not h.is_read_only():
+        c.check(False, "served WRITABLE (expected read-only with a warning)")
+        demonstrate_writes(s, a, size, offsets)
+        log = s.stop(c)
+        bad_after, errs, out = qemu_img_check(a.img)
+        new = [e for e in errs if e not in errs_before]
+        print("---- qemu-img check after writes through the plugin (%d corruptions; %d error "
+              "lines before, %d new) ----\n%s----" % (bad_after, len(errs_before), len(new), out))
+        print("reproduce: %s %s %s X.qcow2 && nbdkit -U - %s%s X.qcow2 %s--run 'nbdsh -u "
+              "\"$uri\" %s-c \"h.flush()\"' && qemu-img check X.qcow2"
+              % (PYTHON, os.path.abspath(__file__), a.case or "CASE",
+                 "--filter=%s " % a.filter if a.filter else "", a.plugin,
+                 "".join(x + " " for x in a.args),
+                 "".join("-c \"h.pwrite(b\\\"Z\\\"*65536, %d)\" " % o for o in offsets)))
+        c.finish(log)
+    outcome = check_reads(c, h, nbd, expect, a.bad, a.maybe_bad, "before writes")
+    write_attempts(c, h, nbd, size, offsets)
+    check_reads(c, h, nbd, expect, a.bad, a.maybe_bad, "after writes")
+    log = s.stop(c)
+    log_checks(c, log, a)
+    c.check(sha256(a.img) == before, "the file changed (sha256) although every write failed")
+    warn = [l for l in log.splitlines() if "warning" in l and "read-only" in l]
+    if not c.failed:
+        print("note: %s: read-only; %s%s" % (c.what, warn[0] if warn else "",
+                                           "; " + ", ".join(outcome) if outcome else ""))
+    c.finish(log)
+
+
+PYTHON = "/usr/bin/python3"
+
+
+def protected_ranges(path):
+    """Bytes the plugin never has a reason to write: the header cluster except the autoclear
+    field, persistent bitmap tables and bitmap data clusters."""
+    img = Image(path)
+    cs = img.cluster_size
+    r = [(0, 88), (96, cs - 96)]
+    tables, data = bitmap_clusters(img)
+    return r + [(t, cs) for t in tables] + [(d, cs) for d in data]
+
+
+def cmd_run_write_safe(argv):
+    """The image may be served writable: then writes at --write-at must read back, through the
+    plugin and through QEMU, qemu-img check must find no error that was not there before, and
+    the header cluster and bitmap clusters must not change.  Served read-only instead: the
+    checks of run-hostile."""
+    ap = argparse.ArgumentParser(prog="badimage.py run-write-safe")
+    hostile_args(ap)
+    a = ap.parse_args(argv)
+    c = Checker(a.what or os.path.basename(a.img))
+    expect = bytearray(open(a.expect, "rb").read())
+    before = sha256(a.img)
+    _, errs_before, _ = qemu_img_check(a.img)
+    prot = protected_ranges(a.img)
+    with open(a.img, "rb") as f:
+        orig = f.read()
+    s = start_server(c, a, readonly=False, before=before)
+    if s is None:
+        return
+    h, nbd = s.h, s.nbd
+    size = h.get_size()
+    c.check(size == len(expect), "size %d, expected %d" % (size, len(expect)))
+    if h.is_read_only():
+        check_reads(c, h, nbd, bytes(expect), a.bad, a.maybe_bad, "read-only")
+        write_attempts(c, h, nbd, size, sorted(set([0] + a.write_at)))
+        log = s.stop(c)
+        log_checks(c, log, a)
+        c.check(sha256(a.img) == before, "the file changed (sha256) although writes failed")
+        if not c.failed:
+            print("note: %s: served read-only" % c.what)
+        c.finish(log)
+        return
+    check_reads(c, h, nbd, bytes(expect), a.bad, a.maybe_bad, "before writes")
+    for i, off in enumerate(a.write_at):
+        n = min(65536, size - off)
+        data = bytes([0xc0 + i]) * n
+        h.pwrite(data, off)
+        expect[off:off + n] = data
+    h.flush()
+    check_reads(c, h, nbd, bytes(expect), [], [], "after writes")
+    log = s.stop(c)
+    log_checks(c, log, a)
+    bad_after, errs_after, out = qemu_img_check(a.img)
+    new = [e for e in errs_after if e not in errs_before]
+    c.check(not new, "qemu-img check finds new errors after the writes:\n  " +
+            "\n  ".join(new) + "\n" + out)
+    with open(a.img, "rb") as f:
+        now = f.read()
+    for off, n in prot:
+        c.check(now[off:off + n] == orig[off:off + n],
+                "bytes %#x+%#x (header / bitmap metadata) were overwritten" % (off, n))
+    raw = a.img + ".after.raw"
+    r = subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", a.img, raw],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if c.check(r.returncode == 0, "qemu-img convert after the writes failed: " + r.stdout):
+        with open(raw, "rb") as f:
+            got = f.read()
+        diff = next((i for i in range(min(len(got), len(expect)))
+                     if got[i] != expect[i]), None) if got != expect else None
+        c.check(got == expect, "QEMU reads different bytes after the writes (first at %s)"
+                % (hex(diff) if diff is not None else "size"))
+    if os.path.exists(raw):
+        os.unlink(raw)
+    if c.failed:
+        print("reproduce: %s %s %s X.qcow2 && nbdkit -U - %s%s X.qcow2 --run 'nbdsh -u \"$uri\" "
+              "%s-c \"h.flush()\"' && qemu-img check X.qcow2"
+              % (PYTHON, os.path.abspath(__file__), a.case or "CASE",
+                 "--filter=%s " % a.filter if a.filter else "", a.plugin,
+                 "".join("-c \"h.pwrite(b\\\"Z\\\"*65536, %d)\" " % o for o in a.write_at)))
+    else:
+        print("note: %s: served writable; writes safe (qemu-img check: %d old error lines, "
+              "no new ones)" % (c.what, len(errs_before)))
+    c.finish(log)
+
+
 def main():
     argv = sys.argv[1:]
     if not argv:
@@ -741,7 +1298,9 @@ def main():
         for rx, _, _ in PATTERNS:
             print(rx.replace(r"(\w+)", "N").replace(r"(\d+)", "N"))
         return
-    sub = {"refuse": cmd_refuse, "run-fail": cmd_run_fail, "run-ok": cmd_run_ok, "run-eio": cmd_run_eio}
+    sub = {"refuse": cmd_refuse, "run-fail": cmd_run_fail, "run-ok": cmd_run_ok,
+           "run-eio": cmd_run_eio, "run-hostile": cmd_run_hostile,
+           "run-write-safe": cmd_run_write_safe, "last-compressed": cmd_last_compressed}
     if argv[0] in sub:
         sub[argv[0]](argv[1:])
     else:
