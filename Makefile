@@ -82,14 +82,15 @@ install: all
 	install -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/
 
 # The whole suite with AddressSanitizer + UBSan.  nbdkit itself is not
-# instrumented, so a wrapper preloads the sanitizer runtimes into nbdkit
-# only (tests find it first on PATH through QCX_PATH_PREFIX).
+# instrumented, so a wrapper (scripts/sanitizer-nbdkit.sh) preloads the
+# sanitizer runtimes into nbdkit only (tests find it first on PATH
+# through QCX_PATH_PREFIX).
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer
 ASAN_BIN  = $(CURDIR)/build/asan/bin
 check-asan: deps
 	$(MAKE) O=build/asan CFLAGS="$(SAN_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
-	scripts/sanitizer-wrapper.sh $(ASAN_BIN) \
-	  "$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)"
+	scripts/sanitizer-wrapper.sh $(ASAN_BIN)
+	QCX_SAN_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	QCX_PLUGIN=$(CURDIR)/build/asan/plugin/nbdkit-qcow2x-plugin.so \
 	QCX_FILTER=$(CURDIR)/build/asan/filter/nbdkit-qcow2xchain-filter.so \
 	QCX_UNIT_DIR=$(CURDIR)/build/asan/tests/unit \
@@ -104,7 +105,8 @@ TSAN_BIN = $(CURDIR)/build/tsan/bin
 TSAN_TESTS ?= $(notdir $(wildcard tests/test-stress-*.sh tests/test-multiconn-*.sh))
 check-tsan: deps
 	$(MAKE) O=build/tsan CFLAGS="$(SAN_FLAGS) -fsanitize=thread" all
-	scripts/sanitizer-wrapper.sh $(TSAN_BIN) "$$($(CC) -print-file-name=libtsan.so)"
+	scripts/sanitizer-wrapper.sh $(TSAN_BIN)
+	QCX_SAN_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
 	QCX_PLUGIN=$(CURDIR)/build/tsan/plugin/nbdkit-qcow2x-plugin.so \
 	QCX_FILTER=$(CURDIR)/build/tsan/filter/nbdkit-qcow2xchain-filter.so \
 	QCX_PATH_PREFIX=$(TSAN_BIN) QCX_SANITIZER=tsan \

@@ -71,21 +71,19 @@ qcow2_metadata_make_clean (void *owner, struct tablecache *c,
   return metadata_writeback (owner, err);
 }
 
-/* Step 3, outside the metadata lock on entry. */
+/* Step 3, for the frees RANGES taken in the same locked section as the
+ * write-back that made their dropped references durable (a free queued
+ * after that write-back must wait for the next flush).  Called without
+ * the metadata lock.
+ */
 static int
-apply_queued_frees (struct qcow2_image *img, struct qcx_err *err)
+apply_queued_frees (struct qcow2_image *img, struct qcow2_free_range *ranges,
+                    size_t nr, struct qcx_err *err)
 {
-  struct qcow2_free_range *ranges;
-  size_t nr;
   int r;
 
-  pthread_mutex_lock (&img->lock);
-  qcow2_allocator_take_pending (img, &ranges, &nr);
-  pthread_mutex_unlock (&img->lock);
-  if (nr == 0) {
-    free (ranges);
+  if (nr == 0)
     return 0;
-  }
   /* Wait until every request that might have mapped these clusters
    * before their references were dropped has finished.
    */
@@ -97,13 +95,14 @@ apply_queued_frees (struct qcow2_image *img, struct qcx_err *err)
   if (r == 0 && img->refcounts.blocks.nr_dirty > 0)
     r = tablecache_write_dirty (&img->refcounts.blocks, &img->io, err);
   pthread_mutex_unlock (&img->lock);
-  free (ranges);
   return r;
 }
 
 int
 qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
 {
+  struct qcow2_free_range *ranges = NULL;
+  size_t nr = 0;
   int r, e;
 
   if (img->readonly)
@@ -115,11 +114,18 @@ qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
    */
   if (r == 0)
     r = qcx_io_sync (&img->io, err);
+  if (r == 0)
+    qcow2_allocator_take_pending (img, &ranges, &nr);
   pthread_mutex_unlock (&img->lock);
-  if (r == -1)
+  if (r == 0)
+    r = apply_queued_frees (img, ranges, nr, err);
+  free (ranges);
+  if (r == -1) {
+    qcow2_note_write_error (img, err);
+    /* Report it now; the next flush need not report it again. */
+    __atomic_store_n (&img->write_error, 0, __ATOMIC_RELEASE);
     return -1;
-  if (apply_queued_frees (img, err) == -1)
-    return -1;
+  }
   e = __atomic_exchange_n (&img->write_error, 0, __ATOMIC_ACQ_REL);
   if (e)
     return qcx_error (err, e, "an earlier write failed since the last "

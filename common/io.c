@@ -101,12 +101,18 @@ static int
 injected (struct qcx_io *io, enum qcx_io_op op)
 {
   struct qcx_io_fault *f = &io->faults[op];
+  uint64_t left = __atomic_load_n (&f->countdown, __ATOMIC_ACQUIRE);
 
-  if (f->triggered)
+  if (__atomic_load_n (&f->triggered, __ATOMIC_ACQUIRE))
     return f->persistent ? f->errnum : 0;
-  if (f->countdown == 0 || --f->countdown > 0)
+  /* Count down atomically: requests may run on several threads. */
+  while (left > 0 &&
+         !__atomic_compare_exchange_n (&f->countdown, &left, left - 1, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    ;
+  if (left != 1)
     return 0;
-  f->triggered = true;
+  __atomic_store_n (&f->triggered, true, __ATOMIC_RELEASE);
   return f->errnum;
 }
 

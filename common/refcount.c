@@ -136,10 +136,15 @@ publish_table_entry (struct qcow2_image *img, uint64_t ti,
   if (tablecache_write_dirty (&rc->blocks, &img->io, err) == -1 ||
       qcx_io_sync (&img->io, err) == -1)
     return -1;
-  rc->table[ti] = block_offset;
   store_be64 (be, block_offset);
-  return qcx_io_pwrite (&img->io, be, 8, rc->table_offset + ti * 8,
-                        "refcount table", err);
+  /* Memory follows the disk: if the write fails, the table still says
+   * "no block" and the block's cluster is merely leaked.
+   */
+  if (qcx_io_pwrite (&img->io, be, 8, rc->table_offset + ti * 8,
+                     "refcount table", err) == -1)
+    return -1;
+  rc->table[ti] = block_offset;
+  return 0;
 }
 
 static int grow_table (struct qcow2_image *img, uint64_t needed_ti,

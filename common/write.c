@@ -372,8 +372,11 @@ qcow2_image_write (struct qcow2_image *img, const void *buf, uint64_t count,
 
   if (offset > img->header.size || count > img->header.size - offset)
     return qcx_error (err, ENOSPC, "write beyond the end of the disk");
-  if (qcow2_prepare_for_write (img, err) == -1)
+  if (qcow2_prepare_for_write (img, err) == -1) {
+    if (!img->readonly)
+      qcow2_note_write_error (img, err);
     return -1;
+  }
   pthread_rwlock_rdlock (&img->io_barrier);
   while (count > 0 && r == 0) {
     uint64_t n = cs - (offset & (cs - 1));

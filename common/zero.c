@@ -282,8 +282,11 @@ qcow2_image_zero (struct qcow2_image *img, uint64_t count, uint64_t offset,
 
   if (offset > img->header.size || count > img->header.size - offset)
     return qcx_error (err, ENOSPC, "zero beyond the end of the disk");
-  if (qcow2_prepare_for_write (img, err) == -1)
+  if (qcow2_prepare_for_write (img, err) == -1) {
+    if (!img->readonly)
+      qcow2_note_write_error (img, err);
     return -1;
+  }
   pthread_rwlock_rdlock (&img->io_barrier);
   if (flags & QCOW2_ZERO_FAST) {
     z.dry_run = true;
@@ -307,7 +310,14 @@ qcow2_image_zero (struct qcow2_image *img, uint64_t count, uint64_t offset,
   pthread_mutex_lock (&img->lock);
   flush = img->alloc.pending_clusters > MAX_QUEUED_FREES;
   pthread_mutex_unlock (&img->lock);
-  if (flush || (flags & QCOW2_WRITE_FUA))
-    return qcow2_image_flush (img, err);
+  if (flush || (flags & QCOW2_WRITE_FUA)) {
+    r = qcow2_image_flush (img, err);
+    /* Without FUA the client did not ask for that flush: its failure
+     * must still reach the client's next flush.
+     */
+    if (r == -1 && !(flags & QCOW2_WRITE_FUA))
+      qcow2_note_write_error (img, err);
+    return r;
+  }
   return 0;
 }

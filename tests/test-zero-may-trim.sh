@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# ZERO with MAY_TRIM on whole clusters releases the host clusters
+#
+# (NBD write zeroes without NO_HOLE.)  issue 3: whole clusters may be
+# released: refcount decrement and a hole punched in the file.  qemu-img
+# map: zero:true, data:false and no host offset; qemu-img check: no leaks;
+# the freed host range holds no data any more.
+. "$(dirname "$0")/functions.sh"
+set -euo pipefail
+requires qemu-img qemu-io nbdkit fallocate
+requires_python_nbd
+[ -f "$PLUGIN" ] || fail "plugin not built: $PLUGIN (run make -C $top)"
+
+wl () { "$PY" "$srcdir/lib/workload.py" "$@"; }
+
+# ops IMG REF OP...: one read-write session through the plugin applying
+# explicit ops to IMG and REF (see workload.py ops; reads are verified).
+ops ()
+{
+    local img=$1 ref=$2 cmd a
+    shift 2
+    printf -v cmd '%q %q ops "$uri" --ref %q' \
+        "$PY" "$srcdir/lib/workload.py" "$ref"
+    for a in "$@"; do printf -v cmd '%s %q' "$cmd" "$a"; done
+    qcx_nbdkit_rw "$img" --run "$cmd" ||
+        fail "ops on $(basename "$img") failed"
+}
+
+# mkfull IMG OPTS SIZE: qcow2 image with every byte written (random data),
+# and IMG.ref, its raw contents.
+mkfull ()
+{
+    local img=$1 opts=$2 size=$3
+    qemu-img create -q -f qcow2 -o "$opts" "$img" "$size"
+    qcx_gen_data 99 "$size" "$img.data" random
+    qemu-io -f qcow2 -c "write -q -s $img.data 0 $size" "$img" >/dev/null
+    rm -f "$img.data"
+    qcx_qemu_raw "$img" "$img.ref"
+}
+
+# expect_hole IMG HOSTOFF LEN: freed host clusters are punched out.
+expect_hole ()
+{
+    local rc=0
+    wl expect-hole "$@" || rc=$?
+    case $rc in
+        0|77) ;;
+        *) fail "freed host range not released: expect-hole $*" ;;
+    esac
+}
+
+for kind in ext std; do
+    img=$tmpdir/$kind.qcow2
+    case $kind in
+        ext) mkfull "$img" cluster_size=64k,extended_l2=on 1M ;;
+        std) mkfull "$img" cluster_size=64k,extended_l2=off 1M ;;
+    esac
+    C=65536
+    h1=$(wl hostoff "$img" $C)
+    h5=$(wl hostoff "$img" $((5*C)))
+    h6=$(wl hostoff "$img" $((6*C)))
+    ops "$img" "$img.ref" --var C=$C cap,zero z,C,C z,5*C,2*C
+    wl expect-map "$img" $C $C data=false zero=true offset=none
+    wl expect-map "$img" $((5*C)) $((2*C)) data=false zero=true offset=none
+    wl expect-map "$img" 0 $C data=true
+    wl expect-map "$img" $((2*C)) $((3*C)) data=true
+    wl verify "$img" "$img.ref"
+    expect_hole "$img" "$h1" $C
+    expect_hole "$img" "$h5" $C
+    expect_hole "$img" "$h6" $C
+    qcx_compare_extents "$img"
+done
