@@ -27,7 +27,7 @@ FILTER_SO   := $(O)/filter/nbdkit-qcow2xchain-filter.so
 MANPAGE     := nbdkit-qcow2x.1
 
 .PHONY: all check run install clean deps unit check-asan check-valgrind \
-        check-tsan
+        check-tsan check-crash
 
 all: $(PLUGIN_SO) $(FILTER_SO) $(MANPAGE)
 
@@ -112,6 +112,12 @@ check-tsan: deps
 	QCX_PATH_PREFIX=$(TSAN_BIN) QCX_SANITIZER=tsan \
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 report_signal_unsafe=0" \
 	tests/run-tests.sh $(TSAN_TESTS)
+
+# Crash consistency at full count: 100 kill -9 iterations per
+# configuration (make check runs a short count).
+CRASH_TESTS ?= $(notdir $(wildcard tests/test-crash-*.sh tests/test-crashfull-*.sh))
+check-crash: deps all
+	CRASH_ITERATIONS=100 QCX_TEST_TIMEOUT=1800 tests/run-tests.sh $(CRASH_TESTS)
 
 # A representative subset under valgrind memcheck (no errors, no
 # definite leaks in the plugin or filter).

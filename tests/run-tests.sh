@@ -6,6 +6,7 @@
 #   tests/run-tests.sh NAME...    run only these (test-read-v2, test-read-v2.sh,
 #                                 tests/test-read-v2.sh or unit/NAME)
 #
+# Tests run $QCX_JOBS at a time (default: the number of CPUs).
 # Each test runs with a timeout ($QCX_TEST_TIMEOUT seconds, default 300),
 # its output goes to tests/logs/NAME.log, and one line is printed:
 # "PASS: NAME" or "FAIL: NAME (...)".  Exit status 77 (could not run: a
@@ -49,10 +50,15 @@ else
     done
 fi
 
-passed=0
-failed=0
-failed_names=()
-for t in "${tests[@]}"; do
+# Tests run QCX_JOBS at a time (default: the number of CPUs); each
+# prints its PASS/FAIL line when it ends.
+jobs_max=${QCX_JOBS:-$(nproc 2>/dev/null || echo 2)}
+resdir=$(mktemp -d)
+trap 'rm -rf "$resdir"' EXIT
+
+run_one ()
+{
+    local idx=$1 t=$2 name logname log start path rc secs why
     name=${t%.sh}
     logname=${name//\//-}
     log=$logdir/$logname.log
@@ -79,7 +85,6 @@ for t in "${tests[@]}"; do
     echo "exit status $rc after ${secs}s" >> "$log"
     if [ "$rc" -eq 0 ]; then
         echo "PASS: $t"
-        passed=$((passed + 1))
     else
         case "$rc" in
             77)  why="exit 77: could not run, a required tool is missing" ;;
@@ -87,8 +92,27 @@ for t in "${tests[@]}"; do
             *)   why="exit $rc" ;;
         esac
         echo "FAIL: $t ($why; log: tests/logs/$logname.log)"
+    fi
+    echo "$rc" > "$resdir/$idx"
+}
+
+idx=0
+for t in "${tests[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n
+    done
+    run_one "$idx" "$t" &
+    idx=$((idx + 1))
+done
+wait
+
+passed=0
+failed=0
+for (( i = 0; i < idx; i++ )); do
+    if [ "$(cat "$resdir/$i" 2>/dev/null)" = 0 ]; then
+        passed=$((passed + 1))
+    else
         failed=$((failed + 1))
-        failed_names+=("$t")
     fi
 done
 
