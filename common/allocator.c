@@ -85,6 +85,7 @@ build (struct qcow2_image *img, struct qcx_err *err)
     }
   }
   a->hint = 0;
+  a->zero_from = qcx_io_size (&img->io);
   a->built = true;
   r = 0;
  out:
@@ -108,14 +109,20 @@ qcow2_allocator_free (struct qcow2_image *img)
 
 /* Extend the file so that clusters below END exist: reads of a fresh
  * cluster must not hit the end of the file (io.c is strict about it).
+ * The file grows in steps: the bytes added are zero and unreferenced,
+ * which `zero_from` keeps track of.
  */
 static int
 cover_in_file (struct qcow2_image *img, uint64_t end, struct qcx_err *err)
 {
-  uint64_t bytes = end * img->header.cluster_size;
+  uint64_t cs = img->header.cluster_size;
+  uint64_t size = qcx_io_size (&img->io), bytes = end * cs, step;
 
-  if (qcx_io_size (&img->io) >= bytes)
+  if (size >= bytes)
     return 0;
+  step = QCOW2_FILE_GROWTH > 8 * cs ? QCOW2_FILE_GROWTH : 8 * cs;
+  if (bytes < size + step)
+    bytes = (size + step + cs - 1) / cs * cs;
   return qcx_io_truncate (&img->io, bytes, err);
 }
 
@@ -124,6 +131,7 @@ take_range (struct qcow2_image *img, uint64_t c, uint64_t n,
             struct qcx_err *err)
 {
   struct qcow2_allocator *a = &img->alloc;
+  uint64_t end_bytes = (c + n) * img->header.cluster_size;
 
   if (reserve_words (a, c + n, err) == -1)
     return -1;
@@ -132,7 +140,25 @@ take_range (struct qcow2_image *img, uint64_t c, uint64_t n,
     a->end = c + n;
   if (c == a->hint)
     a->hint = c + n;
+  if (end_bytes > a->zero_from)
+    a->zero_from = end_bytes;
   return cover_in_file (img, c + n, err);
+}
+
+int
+qcow2_allocator_trim_file (struct qcow2_image *img, struct qcx_err *err)
+{
+  struct qcow2_allocator *a = &img->alloc;
+  uint64_t end_bytes = a->end * img->header.cluster_size;
+
+  /* Only the zero tail the allocator itself added may go. */
+  if (img->readonly || !a->built || a->zero_from > end_bytes ||
+      qcx_io_size (&img->io) <= end_bytes)
+    return 0;
+  if (qcx_io_truncate (&img->io, end_bytes, err) == -1)
+    return -1;
+  a->zero_from = end_bytes;
+  return 0;
 }
 
 int
@@ -187,12 +213,18 @@ qcow2_allocator_take (struct qcow2_image *img, uint64_t n, uint64_t *cluster,
 
 int
 qcow2_alloc_clusters (struct qcow2_image *img, uint64_t n,
-                      uint64_t *host_offset, struct qcx_err *err)
+                      uint64_t *host_offset, bool *zeroed,
+                      struct qcx_err *err)
 {
-  uint64_t c;
+  uint64_t c, zero_from;
 
+  if (ensure_built (img, err) == -1)
+    return -1;
+  zero_from = img->alloc.zero_from;
   if (qcow2_allocator_take (img, n, &c, err) == -1)
     return -1;
+  if (zeroed)
+    *zeroed = c * img->header.cluster_size >= zero_from;
   /* Refcounts first: the caller will reference these clusters only
    * after this returns (allocation order, design.md §4).
    */

@@ -40,6 +40,12 @@ struct qcow2_allocator {
   uint64_t words;               /* capacity of `used` in 64-bit words */
   uint64_t end;                 /* clusters >= end are all free */
   uint64_t hint;                /* no free cluster below this */
+  /* Bytes from here to the end of the file are zero and unreferenced
+   * (the file was extended with ftruncate and nothing was written or
+   * allocated there since), so a cluster allocated there needs no
+   * zeroing.
+   */
+  uint64_t zero_from;
   struct qcow2_free_range *pending;
   size_t nr_pending, pending_cap;
   uint64_t pending_clusters;
@@ -48,10 +54,20 @@ struct qcow2_allocator {
 void qcow2_allocator_free (struct qcow2_image *img);
 
 /* Allocate N contiguous clusters with refcount 1; *HOST_OFFSET is the
- * byte offset of the first.  The file is extended to cover them.
+ * byte offset of the first.  The file is extended to cover them (in
+ * steps of at least QCOW2_FILE_GROWTH bytes, so that allocating writes
+ * do not pay one ftruncate each).  *ZEROED (may be NULL) says whether
+ * the clusters are known to read as zeros.
  */
+#define QCOW2_FILE_GROWTH (1u << 20)
 int qcow2_alloc_clusters (struct qcow2_image *img, uint64_t n,
-                          uint64_t *host_offset, struct qcx_err *err);
+                          uint64_t *host_offset, bool *zeroed,
+                          struct qcx_err *err);
+
+/* Give back file space past the last cluster in use (at shutdown,
+ * after a flush): the file then ends where its clusters end.
+ */
+int qcow2_allocator_trim_file (struct qcow2_image *img, struct qcx_err *err);
 
 /* Low level, for refcount.c: mark N free clusters in use without
  * touching refcounts (the caller counts them).  *CLUSTER is a cluster

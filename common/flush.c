@@ -132,3 +132,14 @@ qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
                       "flush: %s", strerror (e));
   return 0;
 }
+
+int
+qcow2_image_trim_file (struct qcow2_image *img, struct qcx_err *err)
+{
+  int r;
+
+  pthread_mutex_lock (&img->lock);
+  r = qcow2_allocator_trim_file (img, err);
+  pthread_mutex_unlock (&img->lock);
+  return r;
+}

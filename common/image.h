@@ -228,6 +228,11 @@ void qcow2_wait_not_busy (struct qcow2_image *img, uint64_t offset);
  */
 int qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err);
 
+/* At shutdown, after a successful flush: give back the file space the
+ * allocator reserved past the last cluster in use (allocator.h).
+ */
+int qcow2_image_trim_file (struct qcow2_image *img, struct qcx_err *err);
+
 /* The L2 cache's eviction callback: write back all metadata in order
  * (flush.c).  Called with the metadata lock held.
  */

@@ -166,7 +166,7 @@ create_l2_table (struct qcow2_image *img, uint64_t l1_index,
 {
   uint64_t offset;
 
-  if (qcow2_alloc_clusters (img, 1, &offset, err) == -1 ||
+  if (qcow2_alloc_clusters (img, 1, &offset, NULL, err) == -1 ||
       tablecache_new (&img->l2_tables, offset, err) == NULL ||
       remember_l1_change (img, l1_index, err) == -1)
     return -1;

@@ -111,7 +111,7 @@ struct alloc_write {
   uint64_t old_entry, old_bitmap;
   uint64_t host;                /* host cluster to write to */
   bool new_host;                /* host was allocated for this write */
-  bool fresh;                   /* ... past the old end of file: zeroes */
+  bool fresh;                   /* ... and known to read as zeros */
   uint64_t new_entry, new_bitmap;
   /* Byte ranges of the cluster to zero around the request. */
   uint64_t zero_lo[2], zero_hi[2];
@@ -132,7 +132,6 @@ plan_alloc_write (struct qcow2_image *img, struct alloc_write *w,
   const struct qcow2_header *h = &img->header;
   uint64_t cs = h->cluster_size;
   bool compressed = w->old_entry & QCOW2_OFLAG_COMPRESSED;
-  uint64_t old_size = qcx_io_size (&img->io);
 
   w->host = 0;
   if (!compressed) {
@@ -145,9 +144,10 @@ plan_alloc_write (struct qcow2_image *img, struct alloc_write *w,
       w->host = qcow2_l2_host_offset (w->old_entry);
   }
   w->new_host = w->host == 0;
-  if (w->new_host && qcow2_alloc_clusters (img, 1, &w->host, err) == -1)
+  w->fresh = false;
+  if (w->new_host &&
+      qcow2_alloc_clusters (img, 1, &w->host, &w->fresh, err) == -1)
     return -1;
-  w->fresh = w->new_host && w->host >= old_size;
   w->new_entry = w->host | QCOW2_OFLAG_COPIED;
   w->new_bitmap = 0;
   plan_padding (w, 0, 0, 0);

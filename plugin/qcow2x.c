@@ -54,6 +54,9 @@ qcx_unload (void)
    */
   if (image && qcow2_image_flush (image, &err) == -1)
     nbdkit_error ("%s: flushing at shutdown: %s", filename, err.msg);
+  else if (image && qcow2_image_trim_file (image, &err) == -1)
+    nbdkit_error ("%s: trimming the file at shutdown: %s", filename,
+                  err.msg);
   qcow2_image_close (image);
   image = NULL;
   free (filename);
