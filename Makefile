@@ -7,6 +7,12 @@ CFLAGS   ?= -O2 -g
 WARNFLAGS = -Wall -Wextra -Werror
 DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags zlib libzstd 2>/dev/null)
 DEPLIBS   := $(shell $(PKG_CONFIG) --libs zlib libzstd 2>/dev/null || echo -lz -lzstd)
+# libdeflate (optional, installed by scripts/install-deps.sh): a faster
+# inflate for zlib-compressed clusters.
+ifneq ($(shell $(PKG_CONFIG) --exists libdeflate 2>/dev/null && echo yes),)
+DEPCFLAGS += -DHAVE_LIBDEFLATE $(shell $(PKG_CONFIG) --cflags libdeflate)
+DEPLIBS   += $(shell $(PKG_CONFIG) --libs libdeflate)
+endif
 ALL_CFLAGS = -std=gnu11 -fPIC -D_GNU_SOURCE -pthread $(WARNFLAGS) $(CFLAGS) $(DEPCFLAGS) -Icommon
 LDFLAGS  ?=
 

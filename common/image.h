@@ -173,6 +173,11 @@ int qcow2_l2_store (struct qcow2_image *img, const struct qcow2_l2_slot *slot,
 int qcow2_decompress_cluster (struct qcow2_image *img,
                               const struct qcow2_compressed_desc *d,
                               uint8_t **cluster, struct qcx_err *err);
+/* The same into DST (a whole cluster), or the scratch buffer if NULL. */
+int qcow2_decompress_cluster_to (struct qcow2_image *img,
+                                 const struct qcow2_compressed_desc *d,
+                                 uint8_t *dst, uint8_t **cluster,
+                                 struct qcx_err *err);
 
 /* Read guest bytes [offset, offset + count) into BUF. */
 int qcow2_image_read (struct qcow2_image *img, void *buf, uint64_t count,

@@ -6,9 +6,10 @@
 #include "image.h"
 
 int
-qcow2_decompress_cluster (struct qcow2_image *img,
-                          const struct qcow2_compressed_desc *d,
-                          uint8_t **cluster, struct qcx_err *err)
+qcow2_decompress_cluster_to (struct qcow2_image *img,
+                             const struct qcow2_compressed_desc *d,
+                             uint8_t *dst, uint8_t **cluster,
+                             struct qcx_err *err)
 {
   uint64_t file_size = qcx_io_size (&img->io);
   struct qcx_codec *codec;
@@ -30,18 +31,30 @@ qcow2_decompress_cluster (struct qcow2_image *img,
   codec = qcx_codec_get (&img->codecs, err);
   if (codec == NULL)
     return -1;
+  if (dst == NULL)
+    dst = qcx_codec_outbuf (codec);
   if (qcx_io_pread (&img->io, qcx_codec_inbuf (codec), n, d->host_offset,
                     "compressed cluster", err) == -1 ||
       qcx_decompress (codec, img->header.compression_type,
-                      qcx_codec_inbuf (codec), n, qcx_codec_outbuf (codec),
+                      qcx_codec_inbuf (codec), n, dst,
                       img->header.cluster_size, err) == -1)
     return -1;
-  *cluster = qcx_codec_outbuf (codec);
+  if (cluster)
+    *cluster = dst;
   return 0;
 }
 
+int
+qcow2_decompress_cluster (struct qcow2_image *img,
+                          const struct qcow2_compressed_desc *d,
+                          uint8_t **cluster, struct qcx_err *err)
+{
+  return qcow2_decompress_cluster_to (img, d, NULL, cluster, err);
+}
+
 /* Copy the bytes of a compressed run.  Runs outside the metadata lock
- * with this thread's codec.
+ * with this thread's codec.  A run that is a whole cluster is
+ * decompressed straight into the caller's buffer.
  */
 static int
 read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
@@ -49,6 +62,9 @@ read_compressed (struct qcow2_image *img, const struct qcow2_run *run,
 {
   uint8_t *cluster;
 
+  if (run->offset_in_cluster == 0 && run->length == img->header.cluster_size)
+    return qcow2_decompress_cluster_to (img, &run->compressed, buf, NULL,
+                                        err);
   if (qcow2_decompress_cluster (img, &run->compressed, &cluster, err) == -1)
     return -1;
   memcpy (buf, cluster + run->offset_in_cluster, run->length);

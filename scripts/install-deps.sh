@@ -19,6 +19,7 @@ have_cmd qemu-img    || need+=(qemu-utils)
 have_cmd qemu-io     || need+=(qemu-utils)
 have_pkgconfig zlib    || need+=(zlib1g-dev)
 have_pkgconfig libzstd || need+=(libzstd-dev)
+have_pkgconfig libdeflate || need+=(libdeflate-dev)
 have_cmd timeout     || need+=(coreutils)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=
