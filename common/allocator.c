@@ -55,6 +55,7 @@ build (struct qcow2_image *img, struct qcx_err *err)
   struct qcow2_allocator *a = &img->alloc;
   struct qcow2_refcounts *rc = &img->refcounts;
   uint64_t cs = img->header.cluster_size;
+  uint64_t file_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
   uint8_t *block = malloc (cs);
   int r = -1;
 
@@ -77,6 +78,16 @@ build (struct qcow2_image *img, struct qcx_err *err)
     for (uint64_t i = 0; i < rc->block_entries; i++) {
       if (qcow2_refblock_get (block, i, rc->order) == 0)
         continue;
+      /* Counted clusters past the end of the file: the refcounts do not
+       * describe this file (and would cost memory in proportion to a
+       * number the file chooses).
+       */
+      if (base + i >= file_clusters) {
+        qcx_error (err, EINVAL, "refcount block %" PRIu64 " counts host "
+                   "cluster 0x%" PRIx64 " beyond the end of the file", ti,
+                   (base + i) * cs);
+        goto out;
+      }
       if (reserve_words (a, base + i, err) == -1)
         goto out;
       set_used (a, base + i, 1, true);
@@ -97,6 +108,12 @@ static int
 ensure_built (struct qcow2_image *img, struct qcx_err *err)
 {
   return img->alloc.built ? 0 : build (img, err);
+}
+
+int
+qcow2_allocator_build (struct qcow2_image *img, struct qcx_err *err)
+{
+  return ensure_built (img, err);
 }
 
 void

@@ -53,6 +53,11 @@ struct qcow2_allocator {
 
 void qcow2_allocator_free (struct qcow2_image *img);
 
+/* Build the index now (it is otherwise built on first use).  Fails
+ * (EINVAL) if the refcounts count clusters past the end of the file.
+ */
+int qcow2_allocator_build (struct qcow2_image *img, struct qcx_err *err);
+
 /* Allocate N contiguous clusters with refcount 1; *HOST_OFFSET is the
  * byte offset of the first.  The file is extended to cover them (in
  * steps of at least QCOW2_FILE_GROWTH bytes, so that allocating writes

@@ -164,7 +164,8 @@ qcow2_image_open_io (const struct qcx_io *io,
     return -1;
   }
   if (open_metadata (img, opts, err) == -1) {
-    /* The caller still owns the store on failure. */
+    /* The caller still owns the store on failure: forget our copy. */
+    memset (&img->io, 0, sizeof img->io);
     img->io.fd = -1;
     qcow2_image_close (img);
     return -1;
@@ -212,7 +213,8 @@ qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
     /* Refcounts that cannot even be loaded make the image read-only
      * too: reading does not need them.
      */
-    if (qcow2_refcounts_load (img, &why) == -1) {
+    if (qcow2_refcounts_load (img, &why) == -1 ||
+        qcow2_allocator_build (img, &why) == -1) {
       snprintf (img->inconsistency, sizeof img->inconsistency,
                 "the refcounts cannot be used: %.200s", why.msg);
       img->readonly = img->io.readonly = true;
