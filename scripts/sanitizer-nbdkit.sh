@@ -26,13 +26,26 @@ fi
 d=$(mktemp -d /tmp/qcx-san.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 LD_PRELOAD="$PRELOAD${LD_PRELOAD:+ $LD_PRELOAD}" \
-    "$REAL" -f -U "$d/sock" -P "$d/pid" "${args[@]}" </dev/null &
+    "$REAL" -f -U "$d/sock" -P "$d/pid" "${args[@]}" </dev/null \
+    2> >(tee "$d/stderr" >&2) &
 pid=$!
+waited=0
 while [ ! -s "$d/pid" ] || [ ! -S "$d/sock" ]; do
     if ! kill -0 $pid 2>/dev/null; then
         wait $pid; exit $?
     fi
+    # A server that refused to start (it printed an error) but has not
+    # exited after 1.5 s is stuck in exit: with the ASan runtime preloaded,
+    # glibc's exit handlers can deadlock on the locale lock (seen in
+    # libp11-kit's destructor, loaded by nbdkit for TLS).  Treat it as
+    # the refusal it is.
+    if [ $waited -ge 30 ] && grep -q "error:" "$d/stderr" 2>/dev/null; then
+        kill -9 $pid 2>/dev/null
+        wait $pid 2>/dev/null
+        exit 1
+    fi
     sleep 0.05
+    waited=$((waited + 1))
 done
 uri="nbd+unix:///?socket=$d/sock" nbd="nbd+unix:///?socket=$d/sock" \
 unixsocket="$d/sock" exportname= tls=0 \
