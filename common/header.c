@@ -76,7 +76,7 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf,
   uint64_t off = start;
   uint32_t seen = 0;    /* bit mask of known extensions already seen */
 
-  while (end - off >= 8) {
+  while (off <= end && end - off >= 8) {
     uint32_t type = load_be32 (buf + off);
     uint32_t len = load_be32 (buf + off + 4);
     const uint8_t *data = buf + off + 8;

@@ -199,6 +199,15 @@ qcow2_image_open (const char *path, const struct qcow2_open_options *opts,
   return 0;
 }
 
+static void
+make_readonly_refcounts (struct qcow2_image *img, const struct qcx_err *why)
+{
+  snprintf (img->inconsistency, sizeof img->inconsistency,
+            "the refcounts cannot be used: %.200s", why->msg);
+  img->readonly = img->io.readonly = true;
+  img->readonly_reason = img->inconsistency;
+}
+
 int
 qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
                               struct qcx_err *err)
@@ -213,15 +222,18 @@ qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
     /* Refcounts that cannot even be loaded make the image read-only
      * too: reading does not need them.
      */
-    if (qcow2_refcounts_load (img, &why) == -1 ||
-        qcow2_allocator_build (img, &why) == -1) {
-      snprintf (img->inconsistency, sizeof img->inconsistency,
-                "the refcounts cannot be used: %.200s", why.msg);
-      img->readonly = img->io.readonly = true;
-      img->readonly_reason = img->inconsistency;
-    }
-    else
+    /* Load, walk (which also rejects refcount blocks that overlap or
+     * lie outside the file, so that the allocator's scan below reads
+     * each block once), then index the free clusters.
+     */
+    if (qcow2_refcounts_load (img, &why) == -1)
+      make_readonly_refcounts (img, &why);
+    else {
       r = check_before_writing (img, err);
+      if (r == 0 && !img->readonly &&
+          qcow2_allocator_build (img, &why) == -1)
+        make_readonly_refcounts (img, &why);
+    }
     if (r == 0) {
       img->writable_checked = true;
       if (became_readonly)
