@@ -71,10 +71,10 @@ same_sets ()
     [ -n "$2" ] || fail "$1: no parameters documented"
     [ -n "$3" ] || fail "$1: no parameters in --help"
     for p in $3; do
-        echo "$2" | grep -qx "$p" || fail "$1: parameter $p= is not documented"
+        grep -qx -- "$p" <<< "$2" || fail "$1: parameter $p= is not documented"
     done
     for p in $2; do
-        echo "$3" | grep -qx "$p" ||
+        grep -qx -- "$p" <<< "$3" ||
             fail "$1: documented parameter $p= is not in --help"
     done
 }

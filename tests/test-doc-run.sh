@@ -94,9 +94,9 @@ esac
 
 # The demo image has what make-demo-image.sh promises.
 info=$(qemu-img info --output=json "$demo")
-echo "$info" | grep -q '"extended-l2": true' || fail "demo image: no extended L2"
-echo "$info" | grep -q '"compression-type": "zstd"' || fail "demo image: not zstd"
-echo "$info" | grep -q '"compat": "1.1"' || fail "demo image: not qcow2 v3"
+grep -q '"extended-l2": true' <<< "$info" || fail "demo image: no extended L2"
+grep -q '"compression-type": "zstd"' <<< "$info" || fail "demo image: not zstd"
+grep -q '"compat": "1.1"' <<< "$info" || fail "demo image: not qcow2 v3"
 qemu-img check -q "$demo" || fail "demo image: qemu-img check failed"
 qemu-img map --output=json "$demo" > "$tmpdir/demo.map"
 "$PY" - "$tmpdir/demo.map" <<'EOF' || fail "demo image lacks a promised region type"
