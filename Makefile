@@ -137,7 +137,7 @@ check-valgrind: deps all
 
 clean:
 	rm -f common/*.o common/*.a plugin/*.o plugin/*.so filter/*.o filter/*.so $(MANPAGE) $(UNIT_TESTS)
-	rm -rf tests/logs tests/tmp build
+	rm -rf tests/logs tests/tmp build/asan build/tsan build/valgrind
 
 # Fuzzing targets (fuzz/fuzz.mk): make fuzz FUZZ_SECONDS=N
 -include fuzz/fuzz.mk

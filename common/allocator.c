@@ -45,6 +45,45 @@ set_used (struct qcow2_allocator *a, uint64_t c, uint64_t n, bool used)
   }
 }
 
+/* Mark the clusters refcount block TI (BLOCK, one cluster of BYTES
+ * bytes, covering clusters from BASE) counts.  Zero words are skipped 64 bits at a time: in a sparse
+ * image most of a block is zero, and the scan must cost what the block
+ * holds, not the number of entries it could describe.
+ */
+static int
+scan_block (struct qcow2_allocator *a, const uint8_t *block, uint64_t bytes,
+            uint64_t base, unsigned order, uint64_t file_clusters,
+            uint64_t ti, struct qcx_err *err)
+{
+  uint64_t per_word = 64 >> order;      /* entries in 8 bytes */
+
+  for (uint64_t w = 0; w < bytes / 8; w++) {
+    uint64_t word;
+
+    memcpy (&word, block + 8 * w, 8);
+    if (word == 0)
+      continue;
+    for (uint64_t i = w * per_word; i < (w + 1) * per_word; i++) {
+      if (qcow2_refblock_get (block, i, order) == 0)
+        continue;
+      /* Counted clusters past the end of the file: the refcounts do not
+       * describe this file (and would cost memory in proportion to a
+       * number the file chooses).
+       */
+      if (base + i >= file_clusters)
+        return qcx_error (err, EINVAL, "refcount block %" PRIu64 " counts "
+                          "host cluster 0x%" PRIx64 " beyond the end of "
+                          "the file", ti, (base + i) * bytes);
+      if (reserve_words (a, base + i + 1, err) == -1)
+        return -1;
+      set_used (a, base + i, 1, true);
+      if (base + i + 1 > a->end)
+        a->end = base + i + 1;
+    }
+  }
+  return 0;
+}
+
 /* Scan every refcount block once.  Blocks are read straight from the
  * file: this runs before the first refcount change, so the cache holds
  * nothing the disk does not.
@@ -75,25 +114,9 @@ build (struct qcow2_image *img, struct qcx_err *err)
     if (qcx_io_pread (&img->io, block, cs, rc->table[ti], "refcount block",
                       err) == -1)
       goto out;
-    for (uint64_t i = 0; i < rc->block_entries; i++) {
-      if (qcow2_refblock_get (block, i, rc->order) == 0)
-        continue;
-      /* Counted clusters past the end of the file: the refcounts do not
-       * describe this file (and would cost memory in proportion to a
-       * number the file chooses).
-       */
-      if (base + i >= file_clusters) {
-        qcx_error (err, EINVAL, "refcount block %" PRIu64 " counts host "
-                   "cluster 0x%" PRIx64 " beyond the end of the file", ti,
-                   (base + i) * cs);
-        goto out;
-      }
-      if (reserve_words (a, base + i, err) == -1)
-        goto out;
-      set_used (a, base + i, 1, true);
-      if (base + i + 1 > a->end)
-        a->end = base + i + 1;
-    }
+    if (scan_block (a, block, cs, base, rc->order, file_clusters, ti,
+                    err) == -1)
+      goto out;
   }
   a->hint = 0;
   a->zero_from = qcx_io_size (&img->io);
