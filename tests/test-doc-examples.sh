@@ -108,7 +108,10 @@ for what, pat in [("installed plugin (nbdkit ... qcow2x IMAGE)", r'^nbdkit .*\bq
         fail("EXAMPLES has no example of " + what)
 
 env = dict(os.environ)
-env["PATH"] = "/usr/bin:/bin:/usr/sbin:/sbin:" + env.get("PATH", "")
+# QCX_PATH_PREFIX (sanitizer runs) puts a wrapping nbdkit first.
+env["PATH"] = ((os.environ.get("QCX_PATH_PREFIX") + ":")
+               if os.environ.get("QCX_PATH_PREFIX") else "") + \
+    "/usr/bin:/bin:/usr/sbin:/sbin:" + env.get("PATH", "")
 
 def sh(args, **kw):
     return subprocess.run(args, cwd=work, env=env, **kw)
