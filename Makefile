@@ -102,7 +102,7 @@ check-asan: deps
 	QCX_UNIT_DIR=$(CURDIR)/build/asan/tests/unit \
 	QCX_PATH_PREFIX=$(ASAN_BIN) QCX_SANITIZER=asan \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 QCX_TEST_TIMEOUT=600 \
 	tests/run-tests.sh $(TESTS)
 
 # The concurrency tests with ThreadSanitizer (nbdkit's own threads are

@@ -27,7 +27,7 @@ reserve_words (struct qcow2_allocator *a, uint64_t clusters,
     cap *= 2;
   p = realloc (a->used, cap * sizeof *p);
   if (p == NULL)
-    return qcx_error (err, errno, "allocator bitmap: %s", strerror (errno));
+    return qcx_error (err, errno, "allocator bitmap: %s", qcx_strerror (errno));
   memset (p + a->words, 0, (cap - a->words) * sizeof *p);
   a->used = p;
   a->words = cap;
@@ -99,7 +99,7 @@ build (struct qcow2_image *img, struct qcx_err *err)
   int r = -1;
 
   if (block == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
   /* `end` follows the refcounts, not the file size: a sparse file may
    * extend far past its last counted cluster, and everything past that
    * cluster is free.
@@ -296,7 +296,7 @@ qcow2_allocator_free_later (struct qcow2_image *img, uint64_t host_offset,
     size_t cap = a->pending_cap ? a->pending_cap * 2 : 64;
     struct qcow2_free_range *p = realloc (a->pending, cap * sizeof *p);
     if (p == NULL)
-      return qcx_error (err, errno, "free queue: %s", strerror (errno));
+      return qcx_error (err, errno, "free queue: %s", qcx_strerror (errno));
     a->pending = p;
     a->pending_cap = cap;
   }

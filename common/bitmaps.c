@@ -97,7 +97,7 @@ walk_table (struct qcow2_image *img, uint64_t table_offset,
   fn (opaque, table_offset, bytes, "bitmap table");
   table = malloc (bytes ? bytes : 1);
   if (table == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
   if (qcx_io_pread (&img->io, table, bytes, table_offset, "bitmap table",
                     err) == -1) {
     free (table);

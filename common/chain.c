@@ -91,7 +91,7 @@ top_backing (const char *top_path, char **name, char **format,
 
   *name = *format = NULL;
   if (stat (top_path, st) == -1)
-    return qcx_error (err, errno, "%s: %s", top_path, strerror (errno));
+    return qcx_error (err, errno, "%s: %s", top_path, qcx_strerror (errno));
   if (qcow2_image_open (top_path, &o, &top, err) == -1)
     return -1;
   if (top->header.backing_file)
@@ -126,7 +126,7 @@ open_layer (struct qcow2_chain_layer *layer, const char *path,
 
   layer->path = strdup (path);
   if (layer->path == NULL)
-    return qcx_error (err, errno, "strdup: %s", strerror (errno));
+    return qcx_error (err, errno, "strdup: %s", qcx_strerror (errno));
   if (is_qcow2) {
     struct qcow2_open_options o = { .readonly = true, .has_backing = -1 };
     layer->kind = QCOW2_LAYER_QCOW2;
@@ -188,7 +188,7 @@ add_layer (struct qcow2_chain *chain, const struct qcow2_chain_options *opts,
   if (stat (path, &st) == -1) {
     int e = errno;
     qcx_error (err, e, "cannot open backing file '%s': %s (chain: %s)",
-               path, strerror (e), names->text);
+               path, qcx_strerror (e), names->text);
     goto out;
   }
   names_add (names, path);
@@ -198,7 +198,7 @@ add_layer (struct qcow2_chain *chain, const struct qcow2_chain_options *opts,
   }
   layers = realloc (chain->layers, (chain->nr + 1) * sizeof *layers);
   if (layers == NULL) {
-    qcx_error (err, errno, "realloc: %s", strerror (errno));
+    qcx_error (err, errno, "realloc: %s", qcx_strerror (errno));
     goto out;
   }
   chain->layers = layers;

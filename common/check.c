@@ -201,7 +201,7 @@ walk_tables (struct walk *w, struct qcx_err *err)
 
   table = malloc (h->cluster_size);
   if (table == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
   for (uint32_t i = 0; i < h->l1_size && !found_problem (w) && r == 0; i++) {
     uint64_t l2 = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
     if (l2 == 0)

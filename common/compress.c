@@ -55,7 +55,7 @@ qcx_codec_pool_init (struct qcx_codec_pool *pool, size_t cluster_size,
   pool->out_size = cluster_size;
   r = pthread_key_create (&pool->key, codec_free);
   if (r != 0)
-    return qcx_error (err, r, "pthread_key_create: %s", strerror (r));
+    return qcx_error (err, r, "pthread_key_create: %s", qcx_strerror (r));
   return 0;
 }
 

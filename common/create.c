@@ -335,7 +335,7 @@ pwrite_all (int fd, const void *buf, size_t count, uint64_t offset,
       if (errno == EINTR)
         continue;
       return qcx_error (err, errno, "%s: writing %s at offset 0x%" PRIx64
-                        ": %s", path, what, offset, strerror (errno));
+                        ": %s", path, what, offset, qcx_strerror (errno));
     }
     p += r;
     count -= r;
@@ -574,12 +574,12 @@ preallocate_data (int fd, const char *path,
     r = posix_fallocate (fd, lo->data_offset, len);
     if (r != 0)
       return qcx_error (err, r, "%s: preallocating %" PRIu64 " bytes: %s",
-                        path, len, strerror (r));
+                        path, len, qcx_strerror (r));
     return 0;
   case QCOW2_PREALLOC_FULL:
     zeros = calloc (1, ZERO_CHUNK);
     if (zeros == NULL)
-      return qcx_error (err, errno, "calloc: %s", strerror (errno));
+      return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
     for (uint64_t done = 0; done < len; ) {
       size_t n = len - done < ZERO_CHUNK ? len - done : ZERO_CHUNK;
       if (pwrite_all (fd, zeros, n, lo->data_offset + done, path,
@@ -636,7 +636,7 @@ check_backing_file (const char *path, const struct qcow2_create_options *opts,
 
   if (stat (full, &st) == -1) {
     qcx_error (err, errno, "backing file '%s' (%s): %s", opts->backing_file,
-               full, strerror (errno));
+               full, qcx_strerror (errno));
     goto out;
   }
   if (stat (path, &self) == 0 &&
@@ -648,7 +648,7 @@ check_backing_file (const char *path, const struct qcow2_create_options *opts,
   if (opts->backing_format && strcmp (opts->backing_format, "qcow2") == 0) {
     fd = open (full, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-      qcx_error (err, errno, "backing file '%s': %s", full, strerror (errno));
+      qcx_error (err, errno, "backing file '%s': %s", full, qcx_strerror (errno));
       goto out;
     }
     if (pread (fd, magic, 4, 0) != 4 || load_be32 (magic) != QCOW2_MAGIC) {
@@ -676,12 +676,12 @@ fsync_parent_dir (const char *path, struct qcx_err *err)
     return qcx_error (err, ENOMEM, "out of memory");
   fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd == -1) {
-    qcx_error (err, errno, "open: %s: %s", dir, strerror (errno));
+    qcx_error (err, errno, "open: %s: %s", dir, qcx_strerror (errno));
     free (dir);
     return -1;
   }
   if (fsync (fd) == -1 && errno != EINVAL) {
-    qcx_error (err, errno, "fsync: %s: %s", dir, strerror (errno));
+    qcx_error (err, errno, "fsync: %s: %s", dir, qcx_strerror (errno));
     close (fd);
     free (dir);
     return -1;
@@ -708,7 +708,7 @@ open_new_image (const char *path, bool overwrite, struct qcx_err *err)
       return qcx_error (err, EEXIST, "%s already exists: refusing to "
                         "overwrite it", path);
     if (fd == -1)
-      return qcx_error (err, errno, "create: %s: %s", path, strerror (errno));
+      return qcx_error (err, errno, "create: %s: %s", path, qcx_strerror (errno));
     return fd;
   }
 
@@ -717,11 +717,11 @@ open_new_image (const char *path, bool overwrite, struct qcx_err *err)
                       "to create an image on it", path);
   fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd == -1)
-    return qcx_error (err, errno, "open: %s: %s", path, strerror (errno));
+    return qcx_error (err, errno, "open: %s: %s", path, qcx_strerror (errno));
   if (fstat (fd, &st) == -1) {
     int e = errno;
     close (fd);
-    return qcx_error (err, e, "fstat: %s: %s", path, strerror (e));
+    return qcx_error (err, e, "fstat: %s: %s", path, qcx_strerror (e));
   }
   if (!S_ISREG (st.st_mode)) {
     close (fd);
@@ -739,7 +739,7 @@ write_image (int fd, const char *path, const struct qcow2_create_options *opts,
   int r = -1;
 
   if (buf == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
 
   /* Start from an empty file of the final size: every cluster we do
    * not write (the rest of the L1 table, preallocated data) reads as
@@ -747,7 +747,7 @@ write_image (int fd, const char *path, const struct qcow2_create_options *opts,
    */
   if (ftruncate (fd, 0) == -1 || ftruncate (fd, lo->file_size) == -1) {
     qcx_error (err, errno, "%s: truncating to %" PRIu64 " bytes: %s",
-               path, lo->file_size, strerror (errno));
+               path, lo->file_size, qcx_strerror (errno));
     goto out;
   }
   if (write_refcount_table (fd, path, lo, buf, err) == -1 ||
@@ -762,14 +762,14 @@ write_image (int fd, const char *path, const struct qcow2_create_options *opts,
    * never one with a valid header over missing metadata.
    */
   if (fdatasync (fd) == -1) {
-    qcx_error (err, errno, "fdatasync: %s: %s", path, strerror (errno));
+    qcx_error (err, errno, "fdatasync: %s: %s", path, qcx_strerror (errno));
     goto out;
   }
   build_header_cluster (opts, lo, buf);
   if (write_cluster (fd, buf, lo, 0, path, "the header", err) == -1)
     goto out;
   if (fsync (fd) == -1) {
-    qcx_error (err, errno, "fsync: %s: %s", path, strerror (errno));
+    qcx_error (err, errno, "fsync: %s: %s", path, qcx_strerror (errno));
     goto out;
   }
   r = 0;
@@ -805,7 +805,7 @@ qcow2_create (const char *path, const struct qcow2_create_options *opts,
     return -1;
   }
   if (close (fd) == -1) {
-    qcx_error (err, errno, "close: %s: %s", path, strerror (errno));
+    qcx_error (err, errno, "close: %s: %s", path, qcx_strerror (errno));
     unlink (path);
     return -1;
   }

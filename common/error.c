@@ -1,6 +1,7 @@
 /* qcow2x common library: error reporting (see error.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -16,4 +17,11 @@ qcx_error (struct qcx_err *err, int errnum, const char *fmt, ...)
     va_end (ap);
   }
   return -1;
+}
+
+const char *
+qcx_strerror (int errnum)
+{
+  const char *s = strerrordesc_np (errnum);
+  return s ? s : "Unknown error";
 }

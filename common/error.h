@@ -23,4 +23,11 @@ struct qcx_err {
 int qcx_error (struct qcx_err *err, int errnum, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
 
+/* The text of errno value ERRNUM, untranslated.  Unlike strerror(3) it
+ * takes no locale lock, so it is safe anywhere (glibc's strerror goes
+ * through gettext and the locale lock; under a preloaded sanitizer
+ * runtime that lock was seen left corrupted, deadlocking exit).
+ */
+const char *qcx_strerror (int errnum);
+
 #endif /* QCX_ERROR_H */

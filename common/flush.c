@@ -129,7 +129,7 @@ qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
   e = __atomic_exchange_n (&img->write_error, 0, __ATOMIC_ACQ_REL);
   if (e)
     return qcx_error (err, e, "an earlier write failed since the last "
-                      "flush: %s", strerror (e));
+                      "flush: %s", qcx_strerror (e));
   return 0;
 }
 

@@ -114,11 +114,11 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf,
                           "(%" PRIu32 " bytes)", len);
       h->backing_format = strndup ((const char *) data, len);
       if (h->backing_format == NULL)
-        return qcx_error (err, errno, "strndup: %s", strerror (errno));
+        return qcx_error (err, errno, "strndup: %s", qcx_strerror (errno));
       break;
     case QCOW2_EXT_FEATURE_TABLE:
       if (parse_feature_table (h, data, len) == -1)
-        return qcx_error (err, errno, "calloc: %s", strerror (errno));
+        return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
       break;
     case QCOW2_EXT_BITMAPS:
       if (len < 24)
@@ -293,7 +293,7 @@ parse_backing_name (struct qcow2_header *h, const uint8_t *buf,
   h->backing_file = strndup ((const char *) buf + h->backing_file_offset,
                              h->backing_file_size);
   if (h->backing_file == NULL)
-    return qcx_error (err, errno, "strndup: %s", strerror (errno));
+    return qcx_error (err, errno, "strndup: %s", qcx_strerror (errno));
   return 0;
 }
 
@@ -388,7 +388,7 @@ qcow2_header_parse (const struct qcx_io *io, struct qcow2_header *h,
                       "(%" PRIu32 ")", h->header_length);
   buf = malloc (buflen);
   if (buf == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
   if (qcx_io_pread (io, buf, buflen, 0, "header cluster", err) == -1)
     goto out;
 

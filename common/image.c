@@ -41,7 +41,7 @@ load_l1_table (struct qcow2_image *img, struct qcx_err *err)
   /* l1_size is bounded by header.c (QCOW2_MAX_L1_BYTES). */
   img->l1_table = malloc (bytes ? bytes : 8);
   if (img->l1_table == NULL)
-    return qcx_error (err, errno, "malloc L1 table: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc L1 table: %s", qcx_strerror (errno));
   if (bytes && qcx_io_pread (&img->io, img->l1_table, bytes,
                              h->l1_table_offset, "L1 table", err) == -1)
     return -1;
@@ -74,11 +74,11 @@ init_locks (struct qcow2_image *img, struct qcx_err *err)
 
   r = pthread_mutex_init (&img->lock, NULL);
   if (r != 0)
-    return qcx_error (err, r, "pthread_mutex_init: %s", strerror (r));
+    return qcx_error (err, r, "pthread_mutex_init: %s", qcx_strerror (r));
   r = pthread_cond_init (&img->busy_cond, NULL);
   if (r != 0) {
     pthread_mutex_destroy (&img->lock);
-    return qcx_error (err, r, "pthread_cond_init: %s", strerror (r));
+    return qcx_error (err, r, "pthread_cond_init: %s", qcx_strerror (r));
   }
   pthread_rwlockattr_init (&attr);
   /* A flush waiting for the barrier must not starve behind a stream
@@ -91,7 +91,7 @@ init_locks (struct qcow2_image *img, struct qcx_err *err)
   if (r != 0) {
     pthread_cond_destroy (&img->busy_cond);
     pthread_mutex_destroy (&img->lock);
-    return qcx_error (err, r, "pthread_rwlock_init: %s", strerror (r));
+    return qcx_error (err, r, "pthread_rwlock_init: %s", qcx_strerror (r));
   }
   return 0;
 }
@@ -156,7 +156,7 @@ qcow2_image_open_io (const struct qcx_io *io,
   *imgp = NULL;
   img = calloc (1, sizeof *img);
   if (img == NULL)
-    return qcx_error (err, errno, "calloc: %s", strerror (errno));
+    return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
   img->io = *io;
   img->readonly = opts->readonly || io->readonly;
   if (init_locks (img, err) == -1) {

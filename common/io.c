@@ -21,12 +21,12 @@ qcx_io_open_file (struct qcx_io *io, const char *path, bool readonly,
   memset (io, 0, sizeof *io);
   io->fd = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (io->fd == -1)
-    return qcx_error (err, errno, "open: %s: %s", path, strerror (errno));
+    return qcx_error (err, errno, "open: %s: %s", path, qcx_strerror (errno));
   if (fstat (io->fd, &st) == -1) {
     int e = errno;
     close (io->fd);
     io->fd = -1;
-    return qcx_error (err, e, "fstat: %s: %s", path, strerror (e));
+    return qcx_error (err, e, "fstat: %s: %s", path, qcx_strerror (e));
   }
   if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
     close (io->fd);
@@ -40,7 +40,7 @@ qcx_io_open_file (struct qcx_io *io, const char *path, bool readonly,
       int e = errno;
       close (io->fd);
       io->fd = -1;
-      return qcx_error (err, e, "lseek: %s: %s", path, strerror (e));
+      return qcx_error (err, e, "lseek: %s: %s", path, qcx_strerror (e));
     }
     io->size = end;
   }
@@ -125,7 +125,7 @@ fail_injected (struct qcx_io *io, enum qcx_io_op op, const char *what,
   if (e == 0)
     return 0;
   return qcx_error (err, e, "%s %s: %s (injected)", op_names[op], what,
-                    strerror (e));
+                    qcx_strerror (e));
 }
 
 int
@@ -150,7 +150,7 @@ qcx_io_pread (const struct qcx_io *io, void *buf, size_t count,
       if (errno == EINTR)
         continue;
       return qcx_error (err, errno, "reading %s at offset 0x%llx: %s", what,
-                        (unsigned long long) offset, strerror (errno));
+                        (unsigned long long) offset, qcx_strerror (errno));
     }
     if (r == 0)
       /* The file shrank under us. */
@@ -230,7 +230,7 @@ qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
       if (errno == EINTR)
         continue;
       return qcx_error (err, errno, "writing %s at offset 0x%llx: %s", what,
-                        (unsigned long long) offset, strerror (errno));
+                        (unsigned long long) offset, qcx_strerror (errno));
     }
     p += r;
     count -= r;
@@ -265,7 +265,7 @@ qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
   if (fail_injected (io, QCX_IO_SYNC, "file", err) == -1)
     return -1;
   if (io->fd >= 0 && fdatasync (io->fd) == -1)
-    return qcx_error (err, errno, "fdatasync: %s", strerror (errno));
+    return qcx_error (err, errno, "fdatasync: %s", qcx_strerror (errno));
   return 0;
 }
 
@@ -282,7 +282,7 @@ qcx_io_truncate (struct qcx_io *io, uint64_t size, struct qcx_err *err)
       memset (io->mem_rw + size, 0, io->size - size);
   }
   else if (ftruncate (io->fd, size) == -1)
-    return qcx_error (err, errno, "ftruncate: %s", strerror (errno));
+    return qcx_error (err, errno, "ftruncate: %s", qcx_strerror (errno));
   __atomic_store_n (&io->size, size, __ATOMIC_RELEASE);
   return 0;
 }

@@ -149,7 +149,7 @@ remember_l1_change (struct qcow2_image *img, uint64_t l1_index,
     size_t cap = img->l1_dirty_cap ? img->l1_dirty_cap * 2 : 16;
     uint32_t *p = realloc (img->l1_dirty, cap * sizeof *p);
     if (p == NULL)
-      return qcx_error (err, errno, "realloc: %s", strerror (errno));
+      return qcx_error (err, errno, "realloc: %s", qcx_strerror (errno));
     img->l1_dirty = p;
     img->l1_dirty_cap = cap;
   }

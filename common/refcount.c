@@ -78,7 +78,7 @@ qcow2_refcounts_load (struct qcow2_image *img, struct qcx_err *err)
   rc->table = malloc (bytes);
   if (rc->table == NULL)
     return qcx_error (err, errno, "malloc refcount table: %s",
-                      strerror (errno));
+                      qcx_strerror (errno));
   if (qcx_io_pread (&img->io, rc->table, bytes, rc->table_offset,
                     "refcount table", err) == -1)
     return -1;
@@ -318,7 +318,7 @@ write_new_table (struct qcow2_image *img, const struct grow_plan *p,
   int r;
 
   if (be == NULL)
-    return qcx_error (err, errno, "malloc: %s", strerror (errno));
+    return qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
   for (uint64_t i = 0; i < p->new_entries; i++)
     store_be64 (&be[i], new_table[i]);
   r = qcx_io_pwrite (&img->io, be, bytes,
@@ -359,7 +359,7 @@ grow_table (struct qcow2_image *img, uint64_t needed_ti, struct qcx_err *err)
                       QCOW2_MAX_REFTABLE_BYTES >> 20);
   new_table = calloc (p.new_entries, sizeof *new_table);
   if (new_table == NULL)
-    return qcx_error (err, errno, "calloc: %s", strerror (errno));
+    return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
   memcpy (new_table, rc->table, rc->table_entries * sizeof *new_table);
   if (qcow2_allocator_take_at_end (img, p.table_clusters + p.nr_blocks,
                                    &first, err) == -1 ||

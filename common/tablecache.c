@@ -40,7 +40,7 @@ tablecache_init (struct tablecache *c, const char *what, size_t table_size,
     c->nr_buckets <<= 1;
   c->buckets = calloc (c->nr_buckets, sizeof *c->buckets);
   if (c->buckets == NULL)
-    return qcx_error (err, errno, "calloc: %s", strerror (errno));
+    return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
   return 0;
 }
 
@@ -126,7 +126,7 @@ take_slot (struct tablecache *c, struct qcx_err *err)
   if (c->nr < c->capacity) {
     s = malloc (sizeof *s + c->table_size);
     if (s == NULL) {
-      qcx_error (err, errno, "malloc: %s", strerror (errno));
+      qcx_error (err, errno, "malloc: %s", qcx_strerror (errno));
       return NULL;
     }
     c->nr++;

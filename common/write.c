@@ -85,7 +85,7 @@ mark_busy (struct qcow2_image *img, uint64_t gc, struct qcx_err *err)
     size_t cap = img->busy_cap ? img->busy_cap * 2 : 16;
     uint64_t *p = realloc (img->busy, cap * sizeof *p);
     if (p == NULL)
-      return qcx_error (err, errno, "realloc: %s", strerror (errno));
+      return qcx_error (err, errno, "realloc: %s", qcx_strerror (errno));
     img->busy = p;
     img->busy_cap = cap;
   }

@@ -233,7 +233,7 @@ write_zeroes (struct qcow2_image *img, const struct zero_plan *plan,
     uint8_t *zeroes = calloc (1, plan->data_len[i]);
     int r;
     if (zeroes == NULL)
-      return qcx_error (err, errno, "calloc: %s", strerror (errno));
+      return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
     r = qcow2_write_in_cluster (img, zeroes, plan->data_off[i],
                                 plan->data_len[i], err);
     free (zeroes);
