@@ -16,24 +16,7 @@ requires qemu-img qemu-io nbdkit
 requires_python_nbd
 [ -f "$PLUGIN" ] || fail "plugin not built: $PLUGIN (run make -C $top)"
 
-wl () { "$PY" "$srcdir/lib/workload.py" "$@"; }
-img=$tmpdir/disk.qcow2
-ref=$tmpdir/ref.raw
-
-# session SEED [workload run options...]: one nbdkit session (read-write);
-# extra plugin parameters in the array pargs
-pargs=()
-session ()
-{
-    local seed=$1 cmd a
-    shift
-    printf -v cmd '%q %q run "$uri" --ref %q --image %q --seed %q' \
-        "$PY" "$srcdir/lib/workload.py" "$ref" "$img" "$seed"
-    for a in "$@"; do printf -v cmd '%s %q' "$cmd" "$a"; done
-    qcx_nbdkit_rw "$img" ${pargs[@]+"${pargs[@]}"} --run "$cmd" ||
-        fail "workload (seed $seed) through the plugin failed"
-    wl verify "$img" "$ref" || fail "image not clean/identical after seed $seed"
-}
+. "$srcdir/lib/writelib.sh"
 
 qemu-img create -q -f qcow2 -o cluster_size=64k,extended_l2=on "$img" 264M
 wl prefill "$img" --seed 641 --tmpdir "$tmpdir" --budget 6M
