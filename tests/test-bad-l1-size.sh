@@ -20,7 +20,7 @@ for n in 3 0; do
     bad refuse l1-size-$n --vmem-mib 1024 --phrase "L1 table" --phrase "l1_size" || rc=1
 done
 for n in 0x7fffffff 0xffffffff 0x2000000; do
-    bad refuse l1-size-$n --vmem-mib 1024 --max-seconds 5 --max-rss-mib 128 \
+    bad refuse l1-size-$n --vmem-mib 1024 --max-rss-mib 128 \
         --phrase "L1 table" --phrase "l1_size" || rc=1
 done
 exit $rc

@@ -6,7 +6,7 @@
 #    equal file names in different directories are not a loop
 #  - backing format extension present (honoured: a qcow2 file declared
 #    raw is read as raw bytes, as QEMU does) and absent (probed)
-#  - refused at start-up, within a second, with a message naming the
+#  - refused at start-up (during nbdkit start, no hang) naming the
 #    chain: missing backing file, loop a->b->a, self loop, loop through
 #    a symlink, chain deeper than chain-max-depth (and the default 64)
 #  - chain-backing= serves an overlay over a copy of its base elsewhere

@@ -10,8 +10,8 @@
 #
 # Check the plugin (each exits 0 if every check holds, else prints FAIL lines and exits 1):
 #   badimage.py run-fail --plugin SO [--phrase P]... IMG [PLUGIN-ARG...]
-#       nbdkit must refuse IMG: exit non-zero, no signal, no hang, no crash report, within
-#       --max-seconds, under an address-space limit (--vmem-mib, default 1024, 0 = none) and
+#       nbdkit must refuse IMG: exit non-zero, no signal, no hang (--timeout, a hang bound,
+#       not a performance limit), no crash report, under an address-space limit (--vmem-mib, default 1024, 0 = none) and
 #       below --max-rss-mib; one stderr line must contain "error" and every phrase
 #       (case-insensitive).
 #   badimage.py refuse CASE [run-fail options] [PLUGIN-ARG...]
@@ -793,7 +793,6 @@ def cmd_run_fail(argv):
     ap = argparse.ArgumentParser(prog="badimage.py run-fail")
     common_args(ap)
     ap.add_argument("--phrase", action="append", default=[])
-    ap.add_argument("--max-seconds", type=float, default=10)
     ap.add_argument("--max-rss-mib", type=int, default=256)
     a = ap.parse_args(argv)
     if not a.plugin:
@@ -817,7 +816,6 @@ def cmd_run_fail(argv):
     rc = p.returncode
     c.check(rc != 0, "nbdkit served the image (exit 0, stdout %r)" % out.strip())
     c.check(rc >= 0 and rc < 124, "nbdkit died by a signal or timeout (status %d)" % rc)
-    c.check(elapsed <= a.max_seconds, "took %.1fs (> %gs)" % (elapsed, a.max_seconds))
     c.check(rss_mib <= a.max_rss_mib, "max RSS %.0f MiB (> %d)" % (rss_mib, a.max_rss_mib))
     c.check(not CRASH_RE.search(err), "crash report on stderr")
     c.check("out of memory" not in err.lower() and "cannot allocate" not in err.lower(),
