@@ -50,7 +50,7 @@ SPARSE=$((SPARSE_GIB * 1073741824))
 IFS=, read -r -a SERVERS <<< "${servers_opt:-file,qemu-nbd,qcow2x}"
 # Extra plugin arguments that make the plugin write compressed clusters
 # (workload w7-copy-to-new-zstd runs only if they do).
-W7Z_ARGS=${QCX_BENCH_W7Z_ARGS:-compression=zstd}
+W7Z_ARGS=${QCX_BENCH_W7Z_ARGS:-compression=zstd compress=true}
 
 # Workloads: id unit specific-target note.  Table order.
 META=$(cat <<EOF

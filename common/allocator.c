@@ -276,6 +276,51 @@ qcow2_alloc_clusters (struct qcow2_image *img, uint64_t n,
 }
 
 int
+qcow2_alloc_compressed_bytes (struct qcow2_image *img, uint64_t size,
+                              uint64_t *host_offset, struct qcx_err *err)
+{
+  struct qcow2_allocator *a = &img->alloc;
+  uint64_t cs = img->header.cluster_size;
+  uint64_t next = a->compressed_next, room = next ? cs - (next & (cs - 1)) : 0;
+  uint64_t n, host, v;
+
+  if (ensure_built (img, err) == -1)
+    return -1;
+  /* Share the partly filled cluster unless its refcount is at its
+   * maximum (1-bit refcounts: never).
+   */
+  if (room > 0 &&
+      qcow2_refcount_get (img, next / cs, &v, err) == -1)
+    return -1;
+  if (room > 0 && v >= img->refcounts.max)
+    room = 0;
+  if (room >= size) {
+    if (qcow2_refcount_update (img, next / cs, 1, NULL, err) == -1)
+      return -1;
+    *host_offset = next;
+  }
+  else {
+    /* New clusters for the rest; they continue the partly filled one
+     * when the allocator places them right after it (the usual case
+     * for a sequential writer), otherwise its tail stays unused.
+     */
+    n = (size - room + cs - 1) / cs;
+    if (qcow2_alloc_clusters (img, n, &host, NULL, err) == -1)
+      return -1;
+    if (room > 0 && host == next + room) {
+      if (qcow2_refcount_update (img, next / cs, 1, NULL, err) == -1)
+        return -1;
+      *host_offset = next;
+    }
+    else
+      *host_offset = host;      /* n >= 1 clusters hold SIZE <= cs */
+  }
+  next = *host_offset + size;
+  a->compressed_next = (next & (cs - 1)) ? next : 0;
+  return 0;
+}
+
+int
 qcow2_allocator_free_later (struct qcow2_image *img, uint64_t host_offset,
                             uint64_t n, struct qcx_err *err)
 {
@@ -337,6 +382,9 @@ qcow2_allocator_apply_frees (struct qcow2_image *img,
       if (v != 0)
         continue;
       set_used (a, c, 1, false);
+      /* A free cluster is no place to pack compressed data into. */
+      if (a->compressed_next / cs == c)
+        a->compressed_next = 0;
       if (c < a->hint)
         a->hint = c;
       qcx_io_punch_hole (&img->io, c * cs, cs);

@@ -46,6 +46,10 @@ struct qcow2_allocator {
    * zeroing.
    */
   uint64_t zero_from;
+  /* Compressed data is packed: the next free byte of the host cluster
+   * being filled with compressed clusters (0: none).
+   */
+  uint64_t compressed_next;
   struct qcow2_free_range *pending;
   size_t nr_pending, pending_cap;
   uint64_t pending_clusters;
@@ -68,6 +72,15 @@ int qcow2_allocator_build (struct qcow2_image *img, struct qcx_err *err);
 int qcow2_alloc_clusters (struct qcow2_image *img, uint64_t n,
                           uint64_t *host_offset, bool *zeroed,
                           struct qcx_err *err);
+
+/* Allocate SIZE bytes (at most one cluster) for one compressed
+ * cluster, packed after the previous one as QEMU packs them: every
+ * host cluster the bytes touch gains one reference (qcow2.txt
+ * "Compressed Clusters Descriptor": a compressed cluster is counted in
+ * each host cluster it uses).  *HOST_OFFSET is the first byte.
+ */
+int qcow2_alloc_compressed_bytes (struct qcow2_image *img, uint64_t size,
+                                  uint64_t *host_offset, struct qcx_err *err);
 
 /* Give back file space past the last cluster in use (at shutdown,
  * after a flush): the file then ends where its clusters end.

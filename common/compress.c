@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 #ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
 #endif
@@ -16,6 +17,9 @@ struct qcx_codec {
   ZSTD_DCtx *zstd;
   z_stream zs;
   bool zs_ready;
+  ZSTD_CCtx *zstd_c;            /* compression (writes with compress=) */
+  z_stream zc;
+  bool zc_ready;
 #ifdef HAVE_LIBDEFLATE
   struct libdeflate_decompressor *deflate;
 #endif
@@ -33,6 +37,10 @@ codec_free (void *p)
     ZSTD_freeDCtx (c->zstd);
   if (c->zs_ready)
     inflateEnd (&c->zs);
+  if (c->zstd_c)
+    ZSTD_freeCCtx (c->zstd_c);
+  if (c->zc_ready)
+    deflateEnd (&c->zc);
 #ifdef HAVE_LIBDEFLATE
   if (c->deflate)
     libdeflate_free_decompressor (c->deflate);
@@ -193,6 +201,78 @@ qcx_decompress (struct qcx_codec *c, enum qcow2_compression_type type,
     return inflate_cluster (c, src, src_len, dst, dst_len, err);
   case QCOW2_COMPRESSION_ZSTD:
     return zstd_cluster (c, src, src_len, dst, dst_len, err);
+  }
+  return qcx_error (err, ENOTSUP, "unsupported compression type %d", type);
+}
+
+static int
+deflate_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
+                 uint8_t *dst, size_t dst_cap, size_t *dst_len,
+                 struct qcx_err *err)
+{
+  int r;
+
+  if (!c->zc_ready) {
+    memset (&c->zc, 0, sizeof c->zc);
+    /* QEMU's parameters: readers inflate with a 4 KiB window (-12), so
+     * no match may reach further back (libdeflate cannot promise that).
+     */
+    if (deflateInit2 (&c->zc, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                      Z_DEFAULT_STRATEGY) != Z_OK)
+      return qcx_error (err, ENOMEM, "zlib: deflateInit2 failed");
+    c->zc_ready = true;
+  }
+  else if (deflateReset (&c->zc) != Z_OK)
+    return qcx_error (err, EIO, "zlib: deflateReset failed");
+
+  c->zc.next_in = (Bytef *) src;
+  c->zc.avail_in = src_len;
+  c->zc.next_out = dst;
+  c->zc.avail_out = dst_cap;
+  r = deflate (&c->zc, Z_FINISH);
+  if (r == Z_STREAM_END)
+    *dst_len = dst_cap - c->zc.avail_out;
+  else if (r == Z_OK || r == Z_BUF_ERROR)
+    *dst_len = 0;                       /* does not fit */
+  else
+    return qcx_error (err, EIO, "zlib: deflate failed (%d)", r);
+  return 0;
+}
+
+static int
+zstd_compress_cluster (struct qcx_codec *c, const uint8_t *src,
+                       size_t src_len, uint8_t *dst, size_t dst_cap,
+                       size_t *dst_len, struct qcx_err *err)
+{
+  size_t r;
+
+  if (c->zstd_c == NULL && (c->zstd_c = ZSTD_createCCtx ()) == NULL)
+    return qcx_error (err, ENOMEM, "zstd: ZSTD_createCCtx failed");
+  r = ZSTD_compress2 (c->zstd_c, dst, dst_cap, src, src_len);
+  if (ZSTD_isError (r)) {
+    if (ZSTD_getErrorCode (r) == ZSTD_error_dstSize_tooSmall) {
+      *dst_len = 0;
+      return 0;
+    }
+    return qcx_error (err, EIO, "zstd: compression failed: %s",
+                      ZSTD_getErrorName (r));
+  }
+  *dst_len = r;
+  return 0;
+}
+
+int
+qcx_compress (struct qcx_codec *c, enum qcow2_compression_type type,
+              const uint8_t *src, size_t src_len,
+              uint8_t *dst, size_t dst_cap, size_t *dst_len,
+              struct qcx_err *err)
+{
+  switch (type) {
+  case QCOW2_COMPRESSION_ZLIB:
+    return deflate_cluster (c, src, src_len, dst, dst_cap, dst_len, err);
+  case QCOW2_COMPRESSION_ZSTD:
+    return zstd_compress_cluster (c, src, src_len, dst, dst_cap, dst_len,
+                                  err);
   }
   return qcx_error (err, ENOTSUP, "unsupported compression type %d", type);
 }

@@ -8,7 +8,7 @@
  * Threading: a struct qcx_codec_pool hands each thread its own codec
  * context and scratch buffers (thread-specific data), created on first
  * use and freed when the thread exits or the pool is destroyed, so
- * decompression runs in parallel without locks.
+ * compression and decompression run in parallel without locks.
  */
 #ifndef QCX_COMPRESS_H
 #define QCX_COMPRESS_H
@@ -42,5 +42,16 @@ uint8_t *qcx_codec_outbuf (struct qcx_codec *c);
 int qcx_decompress (struct qcx_codec *c, enum qcow2_compression_type type,
                     const uint8_t *src, size_t src_len,
                     uint8_t *dst, size_t dst_len, struct qcx_err *err);
+
+/* Compress one cluster (SRC_LEN bytes) the way QEMU does (zlib: raw
+ * deflate, default level, 4 KiB window, so that QEMU's inflate can read
+ * it; zstd: one frame, default level) into at most DST_CAP bytes.
+ * *DST_LEN is the compressed size, or 0 if the data does not fit in
+ * DST_CAP bytes (then it is to be stored uncompressed; not an error).
+ */
+int qcx_compress (struct qcx_codec *c, enum qcow2_compression_type type,
+                  const uint8_t *src, size_t src_len,
+                  uint8_t *dst, size_t dst_cap, size_t *dst_len,
+                  struct qcx_err *err);
 
 #endif /* QCX_COMPRESS_H */

@@ -107,6 +107,11 @@ qcow2_image_flush (struct qcow2_image *img, struct qcx_err *err)
 
   if (img->readonly)
     return 0;
+  if (qcow2_compress_candidates_flush (img, err) == -1) {
+    qcow2_note_write_error (img, err);
+    __atomic_store_n (&img->write_error, 0, __ATOMIC_RELEASE);
+    return -1;
+  }
   pthread_mutex_lock (&img->lock);
   r = metadata_writeback (img, err);
   /* Guest data written in place needs the sync even when no metadata

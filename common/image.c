@@ -126,6 +126,7 @@ open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
     return -1;
   img->geom.cluster_bits = img->header.cluster_bits;
   img->geom.extended_l2 = img->header.extended_l2;
+  img->compress_writes = opts->compress_writes;
   img->has_backing = opts->has_backing >= 0 ? opts->has_backing
     : img->header.backing_file != NULL;
   if (!img->readonly) {
@@ -257,6 +258,7 @@ qcow2_image_close (struct qcow2_image *img)
   qcow2_allocator_free (img);
   free (img->l1_dirty);
   free (img->busy);
+  qcow2_compress_candidates_free (img);
   free (img->l1_table);
   qcow2_header_free (&img->header);
   qcx_io_close (&img->io);

@@ -50,6 +50,20 @@ struct qcow2_open_options {
    * header does not name).
    */
   int has_backing;
+  /* Store whole-cluster writes compressed where possible (write.c). */
+  bool compress_writes;
+};
+
+/* Clusters written in pieces with compress_writes, waiting to be
+ * compressed (compress_write.c).
+ */
+struct qcow2_compress_candidate {
+  uint64_t guest_cluster;
+  uint64_t host_offset;         /* its normal host cluster then */
+};
+struct qcow2_compress_candidates {
+  struct qcow2_compress_candidate *list;        /* oldest first */
+  size_t nr, cap;
 };
 
 struct qcow2_image {
@@ -67,6 +81,7 @@ struct qcow2_image {
   struct qcx_codec_pool codecs;
   bool codecs_ready;
   bool has_backing;             /* unallocated space defers to a backing file */
+  bool compress_writes;         /* qcow2_open_options.compress_writes */
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   char inconsistency[256];      /* check.c's finding, if that is why */
@@ -80,6 +95,7 @@ struct qcow2_image {
   uint64_t *busy;
   size_t nr_busy, busy_cap;
   pthread_cond_t busy_cond;
+  struct qcow2_compress_candidates candidates;  /* under `lock` */
 };
 
 /* Default L2 cache: what maps 256 GiB of guest data (QEMU's default
@@ -221,6 +237,32 @@ int qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
                             struct qcx_err *err);
 int qcow2_free_compressed_later (struct qcow2_image *img, uint64_t l2_entry,
                                  struct qcx_err *err);
+/* Lock held: own guest cluster GC for an allocating change; others
+ * wait in qcow2_wait_not_busy.
+ */
+int qcow2_mark_busy (struct qcow2_image *img, uint64_t gc,
+                     struct qcx_err *err);
+void qcow2_unmark_busy (struct qcow2_image *img, uint64_t gc);
+
+/* compress_write.c (with compress_writes), for write.c and flush.c.
+ * qcow2_write_compressed: store the write [OFFSET, OFFSET+LEN) inside
+ * one cluster compressed if it qualifies (*DONE); *CANDIDATE asks the
+ * caller to write it normally and register the new host cluster with
+ * qcow2_compress_candidate_add (lock held), then call
+ * qcow2_compress_candidates_trim (no lock held).  The flush compresses
+ * every candidate (no lock, no io barrier held).
+ */
+int qcow2_write_compressed (struct qcow2_image *img, const uint8_t *buf,
+                            uint64_t offset, uint64_t len, bool *done,
+                            bool *candidate, struct qcx_err *err);
+int qcow2_compress_candidate_add (struct qcow2_image *img, uint64_t gc,
+                                  uint64_t host, struct qcx_err *err);
+int qcow2_compress_candidates_trim (struct qcow2_image *img,
+                                    struct qcx_err *err);
+int qcow2_compress_candidates_flush (struct qcow2_image *img,
+                                     struct qcx_err *err);
+void qcow2_compress_candidates_free (struct qcow2_image *img);
+
 /* Remember ERR for the next flush (first one wins). */
 void qcow2_note_write_error (struct qcow2_image *img,
                              const struct qcx_err *err);

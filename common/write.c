@@ -9,7 +9,9 @@
  *     others keep their state) and the cluster without; bytes of a
  *     newly allocated unit that the request does not cover are zeroed;
  *   - a compressed cluster is decompressed, merged and rewritten to a
- *     new cluster, and its old sectors are released.
+ *     new cluster, and its old sectors are released;
+ *   - with compress_writes, clusters may be stored compressed
+ *     (compress_write.c).
  *
  * Allocation is planned under the metadata lock (host cluster counted,
  * L2 table present), the data is written outside it, and the L2 entry
@@ -78,8 +80,8 @@ qcow2_wait_not_busy (struct qcow2_image *img, uint64_t offset)
     pthread_cond_wait (&img->busy_cond, &img->lock);
 }
 
-static int
-mark_busy (struct qcow2_image *img, uint64_t gc, struct qcx_err *err)
+int
+qcow2_mark_busy (struct qcow2_image *img, uint64_t gc, struct qcx_err *err)
 {
   if (img->nr_busy == img->busy_cap) {
     size_t cap = img->busy_cap ? img->busy_cap * 2 : 16;
@@ -93,8 +95,8 @@ mark_busy (struct qcow2_image *img, uint64_t gc, struct qcx_err *err)
   return 0;
 }
 
-static void
-unmark_busy (struct qcow2_image *img, uint64_t gc)
+void
+qcow2_unmark_busy (struct qcow2_image *img, uint64_t gc)
 {
   for (size_t i = 0; i < img->nr_busy; i++)
     if (img->busy[i] == gc) {
@@ -264,9 +266,16 @@ qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
     .len = len,
   };
   struct qcow2_l2_slot slot;
-  bool invalid;
+  bool invalid, done, candidate = false;
   int r;
 
+  if (img->compress_writes) {
+    if (qcow2_write_compressed (img, buf, offset, len, &done, &candidate,
+                                err) == -1)
+      return -1;
+    if (done)
+      return 0;
+  }
   pthread_mutex_lock (&img->lock);
   qcow2_wait_not_busy (img, offset);
   r = qcow2_l2_load (img, offset, false, &slot, &w.old_entry, &w.old_bitmap,
@@ -274,11 +283,24 @@ qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
   if (r == 0 &&
       all_normal (img, w.old_entry, w.old_bitmap, w.in, len, &invalid)) {
     uint64_t host = qcow2_l2_host_offset (w.old_entry) + w.in;
-    pthread_mutex_unlock (&img->lock);
-    /* In place; the io barrier keeps the cluster from being reused
-     * under us.
+    if (!img->compress_writes) {
+      pthread_mutex_unlock (&img->lock);
+      /* In place; the io barrier keeps the cluster from being reused
+       * under us.
+       */
+      return qcx_io_pwrite (&img->io, buf, len, host, "data cluster", err);
+    }
+    /* With compress_writes the cluster may be about to be compressed
+     * (compress_write.c): write in place as its owner.
      */
-    return qcx_io_pwrite (&img->io, buf, len, host, "data cluster", err);
+    r = qcow2_mark_busy (img, gc, err);
+    pthread_mutex_unlock (&img->lock);
+    if (r == 0)
+      r = qcx_io_pwrite (&img->io, buf, len, host, "data cluster", err);
+    pthread_mutex_lock (&img->lock);
+    qcow2_unmark_busy (img, gc);
+    pthread_mutex_unlock (&img->lock);
+    return r;
   }
   if (r == 0 && invalid)
     r = qcx_error (err, EIO, "invalid L2 entry 0x%016" PRIx64 " for guest "
@@ -286,7 +308,7 @@ qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
   if (r == 0)
     r = plan_alloc_write (img, &w, err);
   if (r == 0)
-    r = mark_busy (img, gc, err);
+    r = qcow2_mark_busy (img, gc, err);
   pthread_mutex_unlock (&img->lock);
   if (r == -1)
     return -1;
@@ -294,15 +316,20 @@ qcow2_write_in_cluster (struct qcow2_image *img, const uint8_t *buf,
   r = do_alloc_write (img, &w, buf, err);
 
   pthread_mutex_lock (&img->lock);
-  if (r == 0)
+  if (r == 0) {
     r = commit_alloc_write (img, &w, err);
+    if (r == 0 && candidate && w.new_host)
+      r = qcow2_compress_candidate_add (img, gc, w.host, err);
+  }
   else if (w.new_host) {
     /* Never exposed: give the cluster back (the error stays). */
     struct qcx_err ignored;
     qcow2_allocator_free_later (img, w.host, 1, &ignored);
   }
-  unmark_busy (img, gc);
+  qcow2_unmark_busy (img, gc);
   pthread_mutex_unlock (&img->lock);
+  if (r == 0 && candidate)
+    r = qcow2_compress_candidates_trim (img, err);
   return r;
 }
 

@@ -32,6 +32,7 @@ static char *filename;
 static bool layer_only;
 static int64_t l2_cache_size;     /* 0: default */
 static int has_backing = -1;      /* -1: as the header says */
+static bool compress_writes;
 /* inject-error=OP:NTH:ERRNO[:persistent] (testing only). */
 static struct {
   bool set;
@@ -126,6 +127,13 @@ qcx_config (const char *key, const char *value)
     has_backing = r;
     return 0;
   }
+  if (strcmp (key, "compress") == 0) {
+    int r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    compress_writes = r;
+    return 0;
+  }
   if (strcmp (key, "l2-cache-size") == 0) {
     l2_cache_size = nbdkit_parse_size (value);
     if (l2_cache_size == -1)
@@ -158,6 +166,8 @@ qcx_config_complete (void)
   "                       truncate of the file fail (testing only).\n" \
   "has-backing=true|false Override whether unallocated space defers to a\n" \
   "                       backing file (set by the qcow2xchain filter).\n" \
+  "compress=true          Store whole-cluster writes compressed (with the\n" \
+  "                       image's compression type) where possible.\n" \
   "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
   "                       to map 256 GiB with 64 KiB clusters).\n" \
   create_config_help_text
@@ -213,6 +223,7 @@ qcx_get_ready (void)
     .readonly = false,
     .l2_cache_bytes = l2_cache_size,
     .has_backing = has_backing,
+    .compress_writes = compress_writes,
   };
   struct qcx_err err = { 0 };
   const struct qcow2_header *h;
