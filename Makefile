@@ -108,7 +108,7 @@ check-asan: deps
 # The concurrency tests with ThreadSanitizer (nbdkit's own threads are
 # not instrumented; the plugin's and filter's locking is what is checked).
 TSAN_BIN = $(CURDIR)/build/tsan/bin
-TSAN_TESTS ?= $(notdir $(wildcard tests/test-stress-*.sh tests/test-multiconn-*.sh))
+TSAN_TESTS ?= $(notdir $(wildcard tests/test-stress-*.sh tests/test-multiconn-*.sh tests/test-compress-*.sh))
 check-tsan: deps
 	$(MAKE) O=build/tsan CFLAGS="$(SAN_FLAGS) -fsanitize=thread" all
 	scripts/sanitizer-wrapper.sh $(TSAN_BIN)
