@@ -205,8 +205,24 @@ qcx_decompress (struct qcx_codec *c, enum qcow2_compression_type type,
   return qcx_error (err, ENOTSUP, "unsupported compression type %d", type);
 }
 
+bool
+qcx_compress_level_valid (enum qcow2_compression_type type, int level,
+                          int *min, int *max)
+{
+  if (type == QCOW2_COMPRESSION_ZSTD) {
+    *min = ZSTD_minCLevel ();
+    *max = ZSTD_maxCLevel ();
+  }
+  else {
+    *min = 1;
+    *max = 9;
+  }
+  return level >= *min && level <= *max;
+}
+
 static int
-deflate_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
+deflate_cluster (struct qcx_codec *c, int level,
+                 const uint8_t *src, size_t src_len,
                  uint8_t *dst, size_t dst_cap, size_t *dst_len,
                  struct qcx_err *err)
 {
@@ -217,8 +233,8 @@ deflate_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
     /* QEMU's parameters: readers inflate with a 4 KiB window (-12), so
      * no match may reach further back (libdeflate cannot promise that).
      */
-    if (deflateInit2 (&c->zc, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                      Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2 (&c->zc, level ? level : Z_DEFAULT_COMPRESSION,
+                      Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
       return qcx_error (err, ENOMEM, "zlib: deflateInit2 failed");
     c->zc_ready = true;
   }
@@ -240,14 +256,21 @@ deflate_cluster (struct qcx_codec *c, const uint8_t *src, size_t src_len,
 }
 
 static int
-zstd_compress_cluster (struct qcx_codec *c, const uint8_t *src,
+zstd_compress_cluster (struct qcx_codec *c, int level, const uint8_t *src,
                        size_t src_len, uint8_t *dst, size_t dst_cap,
                        size_t *dst_len, struct qcx_err *err)
 {
   size_t r;
 
-  if (c->zstd_c == NULL && (c->zstd_c = ZSTD_createCCtx ()) == NULL)
-    return qcx_error (err, ENOMEM, "zstd: ZSTD_createCCtx failed");
+  if (c->zstd_c == NULL) {
+    if ((c->zstd_c = ZSTD_createCCtx ()) == NULL)
+      return qcx_error (err, ENOMEM, "zstd: ZSTD_createCCtx failed");
+    r = ZSTD_CCtx_setParameter (c->zstd_c, ZSTD_c_compressionLevel,
+                                level ? level : ZSTD_CLEVEL_DEFAULT);
+    if (ZSTD_isError (r))
+      return qcx_error (err, EINVAL, "zstd: level %d: %s", level,
+                        ZSTD_getErrorName (r));
+  }
   r = ZSTD_compress2 (c->zstd_c, dst, dst_cap, src, src_len);
   if (ZSTD_isError (r)) {
     if (ZSTD_getErrorCode (r) == ZSTD_error_dstSize_tooSmall) {
@@ -263,16 +286,17 @@ zstd_compress_cluster (struct qcx_codec *c, const uint8_t *src,
 
 int
 qcx_compress (struct qcx_codec *c, enum qcow2_compression_type type,
-              const uint8_t *src, size_t src_len,
+              int level, const uint8_t *src, size_t src_len,
               uint8_t *dst, size_t dst_cap, size_t *dst_len,
               struct qcx_err *err)
 {
   switch (type) {
   case QCOW2_COMPRESSION_ZLIB:
-    return deflate_cluster (c, src, src_len, dst, dst_cap, dst_len, err);
+    return deflate_cluster (c, level, src, src_len, dst, dst_cap, dst_len,
+                            err);
   case QCOW2_COMPRESSION_ZSTD:
-    return zstd_compress_cluster (c, src, src_len, dst, dst_cap, dst_len,
-                                  err);
+    return zstd_compress_cluster (c, level, src, src_len, dst, dst_cap,
+                                  dst_len, err);
   }
   return qcx_error (err, ENOTSUP, "unsupported compression type %d", type);
 }

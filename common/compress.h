@@ -14,6 +14,7 @@
 #define QCX_COMPRESS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,14 +45,20 @@ int qcx_decompress (struct qcx_codec *c, enum qcow2_compression_type type,
                     uint8_t *dst, size_t dst_len, struct qcx_err *err);
 
 /* Compress one cluster (SRC_LEN bytes) the way QEMU does (zlib: raw
- * deflate, default level, 4 KiB window, so that QEMU's inflate can read
- * it; zstd: one frame, default level) into at most DST_CAP bytes.
- * *DST_LEN is the compressed size, or 0 if the data does not fit in
- * DST_CAP bytes (then it is to be stored uncompressed; not an error).
+ * deflate, 4 KiB window, so that QEMU's inflate can read it; zstd: one
+ * frame) at LEVEL (0: QEMU's, the libraries' defaults; a thread's
+ * context keeps the level of its first call) into at most DST_CAP
+ * bytes.  *DST_LEN is the compressed size, or 0 if the data does not
+ * fit in DST_CAP bytes (then it is to be stored uncompressed; not an
+ * error).
  */
 int qcx_compress (struct qcx_codec *c, enum qcow2_compression_type type,
-                  const uint8_t *src, size_t src_len,
+                  int level, const uint8_t *src, size_t src_len,
                   uint8_t *dst, size_t dst_cap, size_t *dst_len,
                   struct qcx_err *err);
+
+/* Is LEVEL (not 0) a level of TYPE's compressor?  Sets *MIN, *MAX. */
+bool qcx_compress_level_valid (enum qcow2_compression_type type, int level,
+                               int *min, int *max);
 
 #endif /* QCX_COMPRESS_H */

@@ -109,7 +109,8 @@ compress_cluster (struct qcow2_image *img, struct qcx_codec *codec,
   uint64_t cs = img->header.cluster_size;
 
   *out = qcx_codec_inbuf (codec);
-  return qcx_compress (codec, img->header.compression_type, cluster, cs,
+  return qcx_compress (codec, img->header.compression_type,
+                       img->compress_level, cluster, cs,
                        qcx_codec_inbuf (codec), cs - 1, clen, err);
 }
 

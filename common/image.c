@@ -127,6 +127,16 @@ open_metadata (struct qcow2_image *img, const struct qcow2_open_options *opts,
   img->geom.cluster_bits = img->header.cluster_bits;
   img->geom.extended_l2 = img->header.extended_l2;
   img->compress_writes = opts->compress_writes;
+  img->compress_level = opts->compress_level;
+  if (opts->compress_level != 0) {
+    int min, max;
+    if (!qcx_compress_level_valid (img->header.compression_type,
+                                   opts->compress_level, &min, &max))
+      return qcx_error (err, EINVAL, "compression level %d is out of range "
+                        "for %s (%d to %d)", opts->compress_level,
+                        img->header.compression_type == QCOW2_COMPRESSION_ZSTD
+                        ? "zstd" : "zlib", min, max);
+  }
   img->has_backing = opts->has_backing >= 0 ? opts->has_backing
     : img->header.backing_file != NULL;
   if (!img->readonly) {

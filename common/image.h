@@ -50,8 +50,12 @@ struct qcow2_open_options {
    * header does not name).
    */
   int has_backing;
-  /* Store whole-cluster writes compressed where possible (write.c). */
+  /* Store writes compressed where possible (compress_write.c), at
+   * this level (0: QEMU's default; checked against the image's
+   * compression type at open).
+   */
   bool compress_writes;
+  int compress_level;
 };
 
 /* Clusters written in pieces with compress_writes, waiting to be
@@ -82,6 +86,7 @@ struct qcow2_image {
   bool codecs_ready;
   bool has_backing;             /* unallocated space defers to a backing file */
   bool compress_writes;         /* qcow2_open_options.compress_writes */
+  int compress_level;           /* ... and compress_level */
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
   char inconsistency[256];      /* check.c's finding, if that is why */

@@ -33,6 +33,7 @@ static bool layer_only;
 static int64_t l2_cache_size;     /* 0: default */
 static int has_backing = -1;      /* -1: as the header says */
 static bool compress_writes;
+static int compress_level;        /* 0: QEMU's default */
 /* inject-error=OP:NTH:ERRNO[:persistent] (testing only). */
 static struct {
   bool set;
@@ -134,6 +135,15 @@ qcx_config (const char *key, const char *value)
     compress_writes = r;
     return 0;
   }
+  if (strcmp (key, "compress-level") == 0) {
+    if (nbdkit_parse_int ("compress-level", value, &compress_level) == -1)
+      return -1;
+    if (compress_level == 0) {
+      nbdkit_error ("compress-level must not be 0");
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "l2-cache-size") == 0) {
     l2_cache_size = nbdkit_parse_size (value);
     if (l2_cache_size == -1)
@@ -168,6 +178,8 @@ qcx_config_complete (void)
   "                       backing file (set by the qcow2xchain filter).\n" \
   "compress=true          Store whole-cluster writes compressed (with the\n" \
   "                       image's compression type) where possible.\n" \
+  "compress-level=<N>     Compression level for compress=true (default:\n" \
+  "                       QEMU's: zlib 6, zstd 3).\n" \
   "l2-cache-size=<SIZE>   Bytes of L2 tables to cache (default: enough\n" \
   "                       to map 256 GiB with 64 KiB clusters).\n" \
   create_config_help_text
@@ -224,6 +236,7 @@ qcx_get_ready (void)
     .l2_cache_bytes = l2_cache_size,
     .has_backing = has_backing,
     .compress_writes = compress_writes,
+    .compress_level = compress_level,
   };
   struct qcx_err err = { 0 };
   const struct qcow2_header *h;

@@ -5,7 +5,8 @@
 # standard and extended L2 entries, 512 B / 64 KiB / 2 MiB clusters, a
 # version 2 image, 1-bit refcounts (no cluster sharing possible) and a
 # disk size that is not a multiple of the cluster size (the last cluster
-# is compressed padded with zeros).  Each result must be clean for
+# is compressed padded with zeros), and compress-level= (1 for zstd, 9
+# for zlib; out-of-range levels refused).  Each result must be clean for
 # qemu-img check (no errors, no leaks), identical to the source for
 # qemu-img compare, really hold compressed clusters (and, for random
 # data, normal ones: what does not compress is stored plainly), and use
@@ -74,4 +75,19 @@ copy_one ext-zlib-2m extended-l2=on compression=zlib cluster-size=2M
 copy_one std-zstd-512 compression=zstd cluster-size=512
 copy_one v2-zlib compat=0.10
 copy_one refcount1-zstd compression=zstd refcount-bits=1
+copy_one zstd-level1 compression=zstd compress-level=1
+copy_one zlib-level9 compression=zlib compress-level=9
+
+# levels out of range are refused at start-up, naming the range
+for bad in "compression=zlib compress-level=10" "compression=zstd compress-level=23"; do
+    rm -f bad.qcow2
+    # shellcheck disable=SC2086
+    if qcx_nbdkit_rw file=bad.qcow2 create=true size=1M compress=true $bad \
+        --run true 2>err.txt; then
+        fail "$bad: accepted"
+    fi
+    grep -q "compression level .* out of range" err.txt ||
+        fail "$bad: unclear error: $(cat err.txt)"
+    echo "refused OK: $bad: $(grep -o 'compression level.*' err.txt)"
+done
 echo "test-compress-copy: OK"
