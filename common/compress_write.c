@@ -240,7 +240,8 @@ qcow2_compress_candidate_add (struct qcow2_image *img, uint64_t gc,
 }
 
 /* Lock held: is guest cluster GC still the normal cluster at HOST that
- * became a candidate, with nothing from a backing file?
+ * became a candidate, with data in it and nothing from a backing file?
+ * (A cluster zeroed since keeps its zero state.)
  */
 static bool
 still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
@@ -253,6 +254,7 @@ still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
                      &b, err) == -1 ||
       (e & QCOW2_OFLAG_COMPRESSED) || qcow2_l2_host_offset (e) != host)
     return false;
+  bool data = false;
   for (unsigned sc = 0; sc < img->header.subclusters; sc++) {
     enum qcow2_subcluster_type t =
       qcow2_classify_subcluster (&img->geom, e, b, sc);
@@ -260,12 +262,14 @@ still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
         ((t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) &&
          img->has_backing))
       return false;
+    data |= t == QCOW2_SC_NORMAL;
   }
-  return true;
+  return data;
 }
 
 /* The cluster's guest content from its host cluster (the subclusters
- * without data of their own read as zero: still_candidate).
+ * without data of their own read as zero: still_candidate).  The
+ * entry cannot change: the cluster is busy.
  */
 static int
 read_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
@@ -278,8 +282,6 @@ read_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   if (qcx_io_pread (&img->io, cluster, img->header.cluster_size, host,
                     "data cluster", err) == -1)
     return -1;
-  if (!img->header.extended_l2)
-    return 0;
   pthread_mutex_lock (&img->lock);
   r = qcow2_l2_load (img, gc << img->header.cluster_bits, false, &slot, &e,
                      &b, err);
