@@ -463,6 +463,10 @@ for ((REP = 1; REP <= reps; REP++)); do
         unit=$(awk -v w="$wid" '$1 == w { print $2 }' <<< "$META")
         for srv in "${order[@]}"; do
             VAL=
+            # Write back what earlier steps left dirty (deleted or
+            # copied images), so that no writeback runs during this
+            # measurement.
+            sync
             t_m=$(now)
             run_one "$wid" "$srv"
             stop_server
