@@ -128,7 +128,8 @@ check-crash: deps all
 # A representative subset under valgrind memcheck (no errors, no
 # definite leaks in the plugin or filter).
 VALGRIND_TESTS ?= test-read-extended-l2-states test-read-zstd test-write-ext-64k \
-	test-write-compressed-zlib test-chain-write-random test-create-defaults
+	test-write-compressed-zlib test-chain-write-random test-create-defaults \
+	test-compress-pieces
 check-valgrind: deps all
 	@command -v valgrind >/dev/null || scripts/install-deps.sh valgrind
 	scripts/valgrind-wrapper.sh $(CURDIR)/build/valgrind/bin
