@@ -10,6 +10,7 @@ usage: errinject.py --plugin PLUGIN [--filter FILTER] --dir DIR
                     [--max-len N] [--big-len N]
                     --sweep SPEC [--sweep SPEC ...]
                     [--must-trigger OP:N] [--expect-hit TEXT ...]
+                    [--plugin-arg KEY=VALUE ...]
 
 SPEC  OP:NTHS[:MODE]   OP write|sync|truncate; NTHS a list of numbers and
       ranges (1-40,50,60-200/10); MODE continue (default), kill or
@@ -111,6 +112,7 @@ class Server:
         if args.filter:
             argv.append("--filter=" + args.filter)
         argv += [args.plugin, "file=" + img]
+        argv += args.plugin_arg
         if inject:
             argv.append("inject-error=" + inject)
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -536,6 +538,8 @@ def main():
     ap.add_argument("--must-trigger", action="append", default=[])
     ap.add_argument("--expect-hit", action="append", default=[])
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--plugin-arg", action="append", default=[],
+                    help="extra KEY=VALUE for the server (repeatable)")
     args = ap.parse_args()
     args.plugin = os.path.abspath(args.plugin)
     if args.filter:
