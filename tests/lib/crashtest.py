@@ -509,6 +509,7 @@ def main():
     ap.add_argument("--plugin-arg", action="append", default=[],
                     help="extra plugin parameter (e.g. l2-cache-size=4K)")
     args = ap.parse_args()
+    workload.start_memory_watchdog()
     if os.environ.get("QCX_CRASH_SERVER"):     # debugging the harness
         args.server = os.environ["QCX_CRASH_SERVER"]
     if os.environ.get("CRASH_OLD_OR_NEW") == "1":

@@ -541,6 +541,7 @@ def main():
     ap.add_argument("--plugin-arg", action="append", default=[],
                     help="extra KEY=VALUE for the server (repeatable)")
     args = ap.parse_args()
+    workload.start_memory_watchdog()
     args.plugin = os.path.abspath(args.plugin)
     if args.filter:
         args.filter = os.path.abspath(args.filter)

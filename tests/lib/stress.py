@@ -687,6 +687,7 @@ def main():
                     help="keep every request's data to say where a bad "
                     "read's bytes came from (memory grows)")
     args = ap.parse_args()
+    workload.start_memory_watchdog()
     if os.environ.get("STRESS_OPS"):
         args.ops = int(os.environ["STRESS_OPS"])
     if os.environ.get("STRESS_SEED"):

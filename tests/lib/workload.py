@@ -674,6 +674,32 @@ class Runner:
         self.reff.close()
 
 
+def start_memory_watchdog(limit_mib=2048):
+    """A test harness that grows past LIMIT_MIB of resident memory has a
+    bug (once, a crash test grew to 24 GiB and was OOM-killed, taking the
+    machine's memory with it): print every thread's stack and exit 3.
+    """
+    import faulthandler
+    import threading
+
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page
+            if rss > limit_mib << 20:
+                sys.stderr.write("%s: resident memory %d MiB > %d MiB: test "
+                                 "harness bug; stacks:\n"
+                                 % (os.path.basename(sys.argv[0]), rss >> 20,
+                                    limit_mib))
+                faulthandler.dump_traceback(all_threads=True)
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def parse_mix(spec):
     mix = dict(write=40, read=20, zero=10, zerotrim=8, fastzero=5, trim=8,
                flush=3, fua=6, big=0)
@@ -1321,6 +1347,7 @@ def main():
     p.add_argument("byte", type=int)
     p.add_argument("bit", type=int)
     args = ap.parse_args()
+    start_memory_watchdog()
     if args.cmd == "run":
         if args.stripe and args.regions:
             die("--stripe and --regions are exclusive")
