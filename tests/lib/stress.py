@@ -81,7 +81,7 @@ def die(msg):
 
 class Op:
     __slots__ = ("n", "kind", "off", "len", "end", "flags", "data", "conn",
-                 "t_issue", "t_done", "err", "buf", "snap", "conc",
+                 "t_issue", "t_done", "err", "buf", "slot", "snap", "conc",
                  "extents")
 
     def __init__(self, n, kind, off=0, length=0, flags=0, data=None):
@@ -91,7 +91,7 @@ class Op:
         self.conn = -1
         self.t_issue = self.t_done = None
         self.err = None
-        self.buf = None
+        self.buf = self.slot = None
         self.snap = None
         self.conc = None
         self.extents = None
@@ -189,6 +189,7 @@ class Stress:
         self.args = args
         self.rng = random.Random(args.seed)
         self.clock = 0
+        self.free_slots = {}            # workload.take_slot
         self.conns = []
         for i in range(args.conns):
             h = nbd.NBD()
@@ -324,11 +325,13 @@ class Stress:
 
         self.log("issue " + op.desc())
         try:
+            # No nbd.Buffer per op: libnbd 1.14's binding keeps them all
+            # alive (see workload.Runner.read_slot).
             if op.kind == "write":
-                op.buf = nbd.Buffer.from_bytearray(bytearray(op.data))
-                h.aio_pwrite(op.buf, op.off, completion=cb, flags=op.flags)
+                h.aio_pwrite(bytes(op.data), op.off, completion=cb, flags=op.flags)
             elif op.kind == "read":
-                op.buf = nbd.Buffer(op.len)
+                op.slot = workload.take_slot(self.free_slots, op.len)
+                op.buf = nbd.Buffer.from_buffer(memoryview(op.slot)[:op.len])
                 h.aio_pread(op.buf, op.off, completion=cb)
             elif op.kind in ("zero", "zerotrim", "fastzero"):
                 h.aio_zero(op.len, op.off, completion=cb, flags=op.flags)
@@ -399,8 +402,11 @@ class Stress:
                 self.model.settle(op)
                 self.max_segs = max(self.max_segs, self.model.nsegs())
             elif op.kind == "read":
-                self.check_read(op, op.buf.to_bytearray(), op.snap, op.conc)
-                op.buf = op.snap = op.conc = None
+                got = bytearray(op.slot[:op.len])
+                self.free_slots.setdefault(len(op.slot), []).append(op.slot)
+                op.slot = op.buf = None
+                self.check_read(op, got, op.snap, op.conc)
+                op.snap = op.conc = None
             elif op.kind == "extents":
                 self.check_extents(op)
 

@@ -566,11 +566,7 @@ class Runner:
             self.wait_until(lambda: not self.flush_inflight, "the flush")
 
     def read_slot(self, n):
-        """A bytearray of at least N bytes (power-of-two sizes), reused
-        once the read that used it has completed."""
-        size = 1 << max(0, (n - 1).bit_length())
-        free = self.free_slots.setdefault(size, [])
-        return free.pop() if free else bytearray(size)
+        return take_slot(self.free_slots, n)
 
     def issue_checks(self):
         """Reads of ranges whose FAST_ZERO failed: they must be unchanged."""
@@ -687,6 +683,17 @@ class Runner:
         self.model.flush()
         self.model.close()
         self.reff.close()
+
+
+def take_slot(pool, n):
+    """Read memory for aio_pread: a bytearray of at least N bytes
+    (power-of-two sizes) from POOL (size -> free list).  The caller puts
+    it back (pool[len(slot)].append) once the read has completed.  libnbd
+    1.14's Python binding never drops its reference to an aio Buffer, so
+    reads reuse memory instead of leaking a new buffer each."""
+    size = 1 << max(0, (n - 1).bit_length())
+    free = pool.setdefault(size, [])
+    return free.pop() if free else bytearray(size)
 
 
 def start_memory_watchdog(limit_mib=2048):
