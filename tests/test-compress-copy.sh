@@ -14,7 +14,7 @@
 # source (clusters nbdcopy sends in pieces: compressed once, later).
 . "$(dirname "$0")/functions.sh"
 set -euo pipefail
-requires qemu-img nbdkit nbdcopy du
+requires qemu-img nbdkit nbdcopy du fallocate
 [ -f "$PLUGIN" ] || fail "plugin not built: $PLUGIN (run make -C $top)"
 . "$srcdir/lib/createlib.sh"
 
@@ -30,6 +30,15 @@ cd "$tmpdir"
   tail -c 1500000 txt.raw; head -c 300000 /dev/zero; head -c 600000 txt.raw
   cat mix.raw; head -c 777777 txt.raw; } > src.raw
 size=$(stat -c %s src.raw)
+
+# The space check needs hole punching (the plugin punches out the host
+# clusters it frees); without it freed clusters still count in du.
+head -c 1M /dev/urandom > punch.tst
+before=$(du -B1 punch.tst | cut -f1)
+fallocate -p -o 0 -l 512K punch.tst 2>/dev/null || true
+punch=1
+[ "$(du -B1 punch.tst | cut -f1)" -lt "$before" ] || punch=0
+[ $punch = 1 ] || echo "note: this file system does not punch holes: no space check"
 
 copy_one ()   # copy_one NAME CREATE-ARGS...
 {
@@ -63,7 +72,7 @@ copy_one ()   # copy_one NAME CREATE-ARGS...
     # their first host clusters punched out: holes in the file)
     ours=$(du -B1 "$q" | cut -f1)
     theirs=$(du -B1 "$name-qemu.qcow2" | cut -f1)
-    [ $((ours * 10)) -le $((theirs * 11)) ] ||
+    [ $punch = 0 ] || [ $((ours * 10)) -le $((theirs * 11)) ] ||
         fail "$name: $ours bytes in use, qemu-img convert -c: $theirs (more than 10% more)"
     echo "OK: $name: $ours bytes in use (qemu-img convert -c: $theirs)"
     rm -f "$q" "$name-qemu.qcow2"
