@@ -94,9 +94,14 @@ def die(msg):
     sys.exit(2)
 
 
-def run(cmd, cwd=None):
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True)
+def run(cmd, cwd=None, retry_on=None):
+    """Run CMD; with RETRY_ON (a message), up to 5 attempts while a
+    failure prints it."""
+    for _ in range(5):
+        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        if r.returncode == 0 or not retry_on or retry_on not in r.stdout:
+            break
     if r.returncode != 0:
         die("command failed: %s\n%s" % (" ".join(cmd), r.stdout))
 
@@ -377,8 +382,12 @@ def created(fn):
 
 
 def make_luks(out):
+    # QEMU times PBKDF2 with the thread's CPU clock to pick an iteration
+    # count and gives up when a timing reads 0 ms ("Unable to get accurate
+    # CPU usage": seen once on a busy 2-core machine): try again.
     run(["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=qcx-secret",
-         "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", out, "1M"])
+         "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", out, "1M"],
+        retry_on="Unable to get accurate CPU usage")
 
 
 def make_aes(out):
