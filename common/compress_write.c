@@ -85,19 +85,6 @@ no_host_cluster (const struct qcow2_image *img, uint64_t l2_entry,
   return true;
 }
 
-/* The compressed descriptor for LEN bytes at HOST (x = 62 -
- * (cluster_bits - 8); the sectors after the one holding the first byte
- * in bits x..61).
- */
-static uint64_t
-compressed_entry (const struct qcow2_image *img, uint64_t host, uint64_t len)
-{
-  unsigned x = 62 - (img->header.cluster_bits - 8);
-  uint64_t sectors = ((host + len - 1) >> 9) - (host >> 9);
-
-  return QCOW2_OFLAG_COMPRESSED | (sectors << x) | host;
-}
-
 /* Compress the cluster CLUSTER (cluster_size bytes) into this thread's
  * scratch buffer *OUT; *CLEN 0 if it does not compress below a cluster.
  */
@@ -115,8 +102,9 @@ compress_cluster (struct qcow2_image *img, struct qcx_codec *codec,
 }
 
 /* Store CDATA (CLEN bytes) as guest cluster GC's compressed data and
- * release what OLD_ENTRY held (OLD_HOST_CLUSTER: a normal cluster).
- * GC is busy and owned by the caller; called without the lock.
+ * release what the cluster held before (compressed bytes or a normal
+ * host cluster).  GC is busy and owned by the caller; called without
+ * the lock.
  */
 static int
 store_compressed (struct qcow2_image *img, uint64_t gc, const uint8_t *cdata,
@@ -132,7 +120,7 @@ store_compressed (struct qcow2_image *img, uint64_t gc, const uint8_t *cdata,
   pthread_mutex_unlock (&img->lock);
   if (r == -1)
     return -1;
-  entry = compressed_entry (img, host, clen);
+  entry = qcow2_encode_compressed (&img->geom, host, clen);
   r = qcx_io_pwrite (&img->io, cdata, clen, host, "compressed cluster", err);
 
   pthread_mutex_lock (&img->lock);
@@ -241,23 +229,24 @@ qcow2_compress_candidate_add (struct qcow2_image *img, uint64_t gc,
 
 /* Lock held: is guest cluster GC still the normal cluster at HOST that
  * became a candidate, with data in it and nothing from a backing file?
- * (A cluster zeroed since keeps its zero state.)
+ * (A cluster zeroed since keeps its zero state.)  *L2_ENTRY, *BITMAP:
+ * its entry, valid while the cluster is busy.
  */
 static bool
 still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
-                 struct qcx_err *err)
+                 uint64_t *l2_entry, uint64_t *bitmap, struct qcx_err *err)
 {
   struct qcow2_l2_slot slot;
-  uint64_t e, b;
-
-  if (qcow2_l2_load (img, gc << img->header.cluster_bits, false, &slot, &e,
-                     &b, err) == -1 ||
-      (e & QCOW2_OFLAG_COMPRESSED) || qcow2_l2_host_offset (e) != host)
-    return false;
   bool data = false;
+
+  if (qcow2_l2_load (img, gc << img->header.cluster_bits, false, &slot,
+                     l2_entry, bitmap, err) == -1 ||
+      (*l2_entry & QCOW2_OFLAG_COMPRESSED) ||
+      qcow2_l2_host_offset (*l2_entry) != host)
+    return false;
   for (unsigned sc = 0; sc < img->header.subclusters; sc++) {
     enum qcow2_subcluster_type t =
-      qcow2_classify_subcluster (&img->geom, e, b, sc);
+      qcow2_classify_subcluster (&img->geom, *l2_entry, *bitmap, sc);
     if (t == QCOW2_SC_INVALID ||
         ((t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) &&
          img->has_backing))
@@ -267,29 +256,21 @@ still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   return data;
 }
 
-/* The cluster's guest content from its host cluster (the subclusters
- * without data of their own read as zero: still_candidate).  The
- * entry cannot change: the cluster is busy.
+/* The cluster's guest content from its host cluster: the subclusters
+ * without data of their own (per L2_ENTRY, BITMAP) read as zero.
  */
 static int
-read_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
-                uint8_t *cluster, struct qcx_err *err)
+read_candidate (struct qcow2_image *img, uint64_t host, uint64_t l2_entry,
+                uint64_t bitmap, uint8_t *cluster, struct qcx_err *err)
 {
-  uint64_t scs = img->header.subcluster_size, e, b;
-  struct qcow2_l2_slot slot;
-  int r;
+  uint64_t scs = img->header.subcluster_size;
 
   if (qcx_io_pread (&img->io, cluster, img->header.cluster_size, host,
                     "data cluster", err) == -1)
     return -1;
-  pthread_mutex_lock (&img->lock);
-  r = qcow2_l2_load (img, gc << img->header.cluster_bits, false, &slot, &e,
-                     &b, err);
-  pthread_mutex_unlock (&img->lock);
-  if (r == -1)
-    return -1;
   for (unsigned sc = 0; sc < img->header.subclusters; sc++)
-    if (qcow2_classify_subcluster (&img->geom, e, b, sc) != QCOW2_SC_NORMAL)
+    if (qcow2_classify_subcluster (&img->geom, l2_entry, bitmap, sc) !=
+        QCOW2_SC_NORMAL)
       memset (cluster + sc * scs, 0, scs);
   return 0;
 }
@@ -301,12 +282,13 @@ compress_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   struct qcx_codec *codec;
   const uint8_t *cdata;
   size_t clen = 0;
+  uint64_t l2_entry, bitmap;
   bool ok;
   int r;
 
   pthread_mutex_lock (&img->lock);
   qcow2_wait_not_busy (img, gc << img->header.cluster_bits);
-  ok = still_candidate (img, gc, host, err);
+  ok = still_candidate (img, gc, host, &l2_entry, &bitmap, err);
   r = ok ? qcow2_mark_busy (img, gc, err) : 0;
   pthread_mutex_unlock (&img->lock);
   if (!ok || r == -1)
@@ -315,7 +297,8 @@ compress_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   codec = qcx_codec_get (&img->codecs, err);
   r = codec ? 0 : -1;
   if (r == 0)
-    r = read_candidate (img, gc, host, qcx_codec_outbuf (codec), err);
+    r = read_candidate (img, host, l2_entry, bitmap, qcx_codec_outbuf (codec),
+                        err);
   if (r == 0)
     r = compress_cluster (img, codec, qcx_codec_outbuf (codec), &cdata, &clen,
                           err);

@@ -100,6 +100,19 @@ qcow2_decode_compressed (const struct qcow2_l2_geometry *g, uint64_t l2_entry,
   d->max_bytes = nb_sectors * 512 - (offset & 511);
 }
 
+uint64_t
+qcow2_encode_compressed (const struct qcow2_l2_geometry *g, uint64_t host,
+                         uint64_t len)
+{
+  /* The layout qcow2_decode_compressed reads: the number of sectors
+   * after the one holding the first byte goes in bits x..61.
+   */
+  unsigned x = 62 - (g->cluster_bits - 8);
+  uint64_t sectors = ((host + len - 1) >> 9) - (host >> 9);
+
+  return QCOW2_OFLAG_COMPRESSED | (sectors << x) | host;
+}
+
 unsigned
 qcow2_subcluster_extent_flags (enum qcow2_subcluster_type t,
                                bool layer_has_backing)

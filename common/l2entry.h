@@ -77,6 +77,11 @@ struct qcow2_compressed_desc {
 void qcow2_decode_compressed (const struct qcow2_l2_geometry *g,
                               uint64_t l2_entry,
                               struct qcow2_compressed_desc *d);
+/* The L2 entry of a compressed cluster whose LEN bytes start at host
+ * byte HOST (no COPIED flag: compressed clusters never have it).
+ */
+uint64_t qcow2_encode_compressed (const struct qcow2_l2_geometry *g,
+                                  uint64_t host, uint64_t len);
 
 /* True if the subcluster type has a host cluster behind it. */
 static inline bool

@@ -15,10 +15,7 @@ requires_python_nbd
 
 for kind in ext std; do
     img=$tmpdir/$kind.qcow2
-    case $kind in
-        ext) mkfull "$img" cluster_size=64k,extended_l2=on 1M ;;
-        std) mkfull "$img" cluster_size=64k,extended_l2=off 1M ;;
-    esac
+    mkfull_1m "$kind" "$img"
     C=65536 S=2048
     h1=$(wl hostoff "$img" $C)
     h2=$(wl hostoff "$img" $((2*C)))

@@ -1,6 +1,6 @@
 # Helpers shared by tests/test-zero-*.sh and tests/test-trim-*.sh (source
 # after tests/functions.sh): wl (tests/lib/workload.py), ops, mkfull,
-# expect_hole.
+# mkfull_1m, expect_hole.
 
 wl () { "$PY" "$srcdir/lib/workload.py" "$@"; }
 
@@ -27,6 +27,17 @@ mkfull ()
     qemu-io -f qcow2 -c "write -q -s $img.data 0 $size" "$img" >/dev/null
     rm -f "$img.data"
     qcx_qemu_raw "$img" "$img.ref"
+}
+
+# mkfull_1m ext|std IMG: mkfull of a 1 MiB image with 64 KiB clusters,
+# extended L2 entries (ext) or standard ones (std).
+mkfull_1m ()
+{
+    case $1 in
+        ext) mkfull "$2" cluster_size=64k,extended_l2=on 1M ;;
+        std) mkfull "$2" cluster_size=64k,extended_l2=off 1M ;;
+        *) fail "mkfull_1m: unknown kind '$1'" ;;
+    esac
 }
 
 # expect_hole IMG HOSTOFF LEN: freed host clusters are punched out.

@@ -88,6 +88,14 @@ test_compressed_desc (void)
    * the first sector.
    */
   CHECK (d.max_bytes == 4 * 512 - 0x145);
+  /* The encoder writes what the decoder reads: 1700 bytes from 0x12345
+   * end in the fourth sector (0x12345 + 1699 = 0x129e8).
+   */
+  CHECK (qcow2_encode_compressed (&std64k, 0x12345, 1700) == e);
+  qcow2_decode_compressed (&std64k, qcow2_encode_compressed (&std64k,
+                                                             0x10000, 512),
+                           &d);
+  CHECK (d.host_offset == 0x10000 && d.max_bytes == 512);
 }
 
 static void
