@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,51 @@
 #include "byteorder.h"
 #include "chain.h"
 
-/* "top -> a -> b", for error messages. */
+/* The files followed so far, top first, for error messages (the
+ * resolved paths, which the chain owns or the caller passed in, so only
+ * pointers are kept).
+ */
 struct chain_names {
-  char text[2048];
+  const char *path[QCOW2_CHAIN_MAX_DEPTH_LIMIT + 2];
+  size_t nr;
+  char text[QCX_ERR_MSG_MAX];   /* names_text's result */
 };
+
+/* Names shown at each end of a long chain: a deep chain of long paths
+ * must still fit one message with its last (failing) file in it.
+ */
+#define NAMES_SHOWN_AT_ENDS 2
 
 static void
 names_add (struct chain_names *n, const char *path)
 {
-  size_t len = strlen (n->text);
+  if (n->nr < sizeof n->path / sizeof n->path[0])
+    n->path[n->nr++] = path;
+}
 
-  snprintf (n->text + len, sizeof n->text - len, "%s%s", len ? " -> " : "",
-            path);
+/* "top -> a -> b", or "top -> a -> ... (N more) -> y -> z". */
+static const char *
+names_text (struct chain_names *n)
+{
+  size_t len = 0, ends = NAMES_SHOWN_AT_ENDS;
+  bool cut = n->nr > 2 * ends + 1;
+
+  n->text[0] = '\0';
+  for (size_t i = 0; i < n->nr && len < sizeof n->text; i++) {
+    const char *sep = i ? " -> " : "";
+    int w;
+
+    if (cut && i == ends) {
+      w = snprintf (n->text + len, sizeof n->text - len, " -> ... (%zu more)",
+                    n->nr - 2 * ends);
+      i = n->nr - ends - 1;
+    }
+    else
+      w = snprintf (n->text + len, sizeof n->text - len, "%s%s", sep,
+                    n->path[i]);
+    len += w > 0 ? (size_t) w : 0;
+  }
+  return n->text;
 }
 
 /* NAME relative to the directory of REFERRER (as QEMU resolves backing
@@ -182,18 +216,18 @@ add_layer (struct qcow2_chain *chain, const struct qcow2_chain_options *opts,
   if (chain->nr >= opts->max_depth) {
     names_add (names, path);
     qcx_error (err, ELOOP, "backing chain is deeper than %u layers "
-               "(chain-max-depth): %s", opts->max_depth, names->text);
+               "(chain-max-depth): %s", opts->max_depth, names_text (names));
     goto out;
   }
   if (stat (path, &st) == -1) {
     int e = errno;
     qcx_error (err, e, "cannot open backing file '%s': %s (chain: %s)",
-               path, qcx_strerror (e), names->text);
+               path, qcx_strerror (e), names_text (names));
     goto out;
   }
   names_add (names, path);
   if (remember_file (seen, path, &st) == -1) {
-    qcx_error (err, ELOOP, "backing file loop: %s", names->text);
+    qcx_error (err, ELOOP, "backing file loop: %s", names_text (names));
     goto out;
   }
   layers = realloc (chain->layers, (chain->nr + 1) * sizeof *layers);
@@ -207,10 +241,12 @@ add_layer (struct qcow2_chain *chain, const struct qcow2_chain_options *opts,
     char msg[QCX_ERR_MSG_MAX];
     snprintf (msg, sizeof msg, "%s", err->msg);
     qcx_error (err, err->errnum, "backing file '%s': %s (chain: %s)", path,
-               msg, names->text);
+               msg, names_text (names));
     close_layer (layer);
     goto out;
   }
+  /* PATH is freed at "out": the names keep the layer's own copy. */
+  names->path[names->nr - 1] = layer->path;
   chain->nr++;
   r = 0;
  out:
@@ -224,7 +260,7 @@ qcow2_chain_open (struct qcow2_chain *chain,
                   struct qcx_err *err)
 {
   struct seen_files seen = { .nr = 0 };
-  struct chain_names names = { "" };
+  struct chain_names names = { .nr = 0 };
   char *top_name = NULL, *top_format = NULL;
   const char *name, *format, *referrer;
   struct stat st;

@@ -9,12 +9,15 @@ int
 qcx_error (struct qcx_err *err, int errnum, const char *fmt, ...)
 {
   va_list ap;
+  int n;
 
   if (err) {
     err->errnum = errnum;
     va_start (ap, fmt);
-    vsnprintf (err->msg, sizeof err->msg, fmt, ap);
+    n = vsnprintf (err->msg, sizeof err->msg, fmt, ap);
     va_end (ap);
+    if (n >= (int) sizeof err->msg)
+      memcpy (err->msg + sizeof err->msg - 4, "...", 4);
   }
   return -1;
 }

@@ -10,12 +10,24 @@
 #ifndef QCX_ERROR_H
 #define QCX_ERROR_H
 
-#define QCX_ERR_MSG_MAX 256
+/* Room for messages that name files: a path may be PATH_MAX (4096)
+ * bytes, and chain errors name several.  A longer message is cut and
+ * ends in "...".  Request paths set the struct up with qcx_err_clear
+ * rather than zero-filling all of it for every request.
+ */
+#define QCX_ERR_MSG_MAX 4096
 
 struct qcx_err {
   int errnum;                   /* an errno value, e.g. EIO, EINVAL */
   char msg[QCX_ERR_MSG_MAX];    /* one line, no trailing newline */
 };
+
+static inline void
+qcx_err_clear (struct qcx_err *err)
+{
+  err->errnum = 0;
+  err->msg[0] = '\0';
+}
 
 /* Set *err (which may be NULL) and return -1, so callers can write
  * `return qcx_error (err, EIO, "...");`.

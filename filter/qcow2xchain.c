@@ -265,8 +265,9 @@ chain_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
     struct nbdkit_extent e = nbdkit_get_extent (exts, i);
     uint64_t s = e.offset > offset ? e.offset : offset;
     uint64_t t = e.offset + e.length < end ? e.offset + e.length : end;
-    struct qcx_err qe = { 0 };
+    struct qcx_err qe;
 
+    qcx_err_clear (&qe);
     if (s >= t)
       continue;
     if (is_deferred (e.type)) {
@@ -340,10 +341,11 @@ write_piece (nbdkit_next *next, const struct piece *pc, const uint8_t *buf,
   uint64_t len = pc->end - pc->start;
   uint64_t cs = pc->start > rs ? pc->start : rs;   /* R within the piece */
   uint64_t ce = pc->end < re ? pc->end : re;
-  struct qcx_err qe = { 0 };
+  struct qcx_err qe;
   uint8_t *tmp;
   int r;
 
+  qcx_err_clear (&qe);
   /* The piece is R alone: no copy. */
   if (buf && pc->start == rs && pc->end == re)
     return next->pwrite (next, buf, len, rs, flags, err);
@@ -600,8 +602,9 @@ chain_extents (nbdkit_next *next, void *handle, uint32_t count,
   }
   for (size_t i = 0; i < nbdkit_extents_count (top) && r == 0; i++) {
     struct nbdkit_extent e = nbdkit_get_extent (top, i);
-    struct qcx_err qe = { 0 };
+    struct qcx_err qe;
 
+    qcx_err_clear (&qe);
     if (!is_deferred (e.type))
       r = nbdkit_add_extent (extents, e.offset, e.length, e.type);
     else if (qcow2_chain_extents (&chain, 0, e.offset, e.length,

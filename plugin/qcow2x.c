@@ -387,8 +387,9 @@ static int
 qcx_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
            uint32_t flags)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
 
+  qcx_err_clear (&err);
   (void) flags;
   if (qcow2_image_read (handle, buf, count, offset, &err) == -1)
     return report (&err);
@@ -399,9 +400,10 @@ static int
 qcx_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
   unsigned f = (flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0;
 
+  qcx_err_clear (&err);
   if (qcow2_image_write (handle, buf, count, offset, f, &err) == -1)
     return report (&err);
   return 0;
@@ -410,12 +412,13 @@ qcx_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
 static int
 qcx_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
   enum qcow2_zero_mode mode = (flags & NBDKIT_FLAG_MAY_TRIM)
     ? QCOW2_ZERO_MAY_TRIM : QCOW2_ZERO_KEEP;
   unsigned f = ((flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0) |
     ((flags & NBDKIT_FLAG_FAST_ZERO) ? QCOW2_ZERO_FAST : 0);
 
+  qcx_err_clear (&err);
   if (qcow2_image_zero (handle, count, offset, mode, f, &err) == -1) {
     /* A fast zero that cannot be fast is not worth a log line. */
     if (err.errnum == ENOTSUP && (flags & NBDKIT_FLAG_FAST_ZERO)) {
@@ -430,9 +433,10 @@ qcx_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 static int
 qcx_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
   unsigned f = (flags & NBDKIT_FLAG_FUA) ? QCOW2_WRITE_FUA : 0;
 
+  qcx_err_clear (&err);
   if (qcow2_image_zero (handle, count, offset, QCOW2_TRIM, f, &err) == -1)
     return report (&err);
   return 0;
@@ -441,8 +445,9 @@ qcx_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 static int
 qcx_flush (void *handle, uint32_t flags)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
 
+  qcx_err_clear (&err);
   (void) flags;
   if (qcow2_image_flush (handle, &err) == -1)
     return report (&err);
@@ -459,12 +464,13 @@ static int
 qcx_extents (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
              struct nbdkit_extents *extents)
 {
-  struct qcx_err err = { 0 };
+  struct qcx_err err;
   /* REQ_ONE: the first extent is enough; otherwise bound the work per
    * request (the client asks again from where we stopped).
    */
   unsigned max_calls = (flags & NBDKIT_FLAG_REQ_ONE) ? 1 : 65536;
 
+  qcx_err_clear (&err);
   if (qcow2_image_extents (handle, offset, count, max_calls, add_extent,
                            extents, &err) == -1)
     return report (&err);

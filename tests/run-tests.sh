@@ -12,6 +12,8 @@
 # "PASS: NAME" or "FAIL: NAME (...)".  Exit status 77 (could not run: a
 # tool is missing) counts as a failure.  The last line is exactly
 # "N passed, N failed"; the exit status is non-zero if anything failed.
+# Before it, the last $QCX_FAIL_TAIL (default 30) lines of each failed
+# test's log are printed.
 
 set -u
 export PATH=${QCX_PATH_PREFIX:+$QCX_PATH_PREFIX:}/usr/bin:/bin:/usr/sbin:/sbin:$PATH
@@ -94,6 +96,7 @@ run_one ()
         echo "FAIL: $t ($why; log: tests/logs/$logname.log)"
     fi
     echo "$rc" > "$resdir/$idx"
+    echo "$logname" > "$resdir/$idx.log"
 }
 
 idx=0
@@ -106,13 +109,19 @@ for t in "${tests[@]}"; do
 done
 wait
 
+# The end of each failed test's log is printed before the summary: CI
+# shows only the end of the output, and the logs stay on its machine.
 passed=0
 failed=0
+tail_lines=${QCX_FAIL_TAIL:-30}
 for (( i = 0; i < idx; i++ )); do
     if [ "$(cat "$resdir/$i" 2>/dev/null)" = 0 ]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
+        logname=$(cat "$resdir/$i.log" 2>/dev/null || echo "${tests[$i]%.sh}")
+        echo "---- last $tail_lines lines of tests/logs/$logname.log ----"
+        tail -n "$tail_lines" "$logdir/$logname.log" 2>/dev/null | cut -c1-400
     fi
 done
 

@@ -103,8 +103,36 @@ qemu-io -f qcow2 c5.qcow2 -c "write -q -P 0x45 64k 4k" >/dev/null
 chain_compare c5.qcow2 c5.qcow2 chain-max-depth=5
 chain_expect_fail_start "5 backing layers, chain-max-depth=4" 'depth|deep' -- c5.qcow2 chain-max-depth=4
 chain_compare c64.qcow2 c64.qcow2
-chain_expect_fail_start "65 backing layers, default chain-max-depth (64)" 'depth|deep' -- c65.qcow2
+chain_expect_fail_start "65 backing layers, default chain-max-depth (64)" \
+    'depth|deep' 'c65\.qcow2 -> [^ ]*c64\.qcow2 -> \.\.\. \(62 more\) -> [^ ]*c1\.qcow2 -> [^ ]*c0\.qcow2$' \
+    -- c65.qcow2
 cd ..
+
+# ---- the same refusals under a long directory path (a CI clone's path
+# is longer than a developer's; messages were once cut at 256 bytes):
+# every name the message must show is there, and the line ends where it
+# should, not in a cut
+long=$tmpdir/$(printf 'p%.0s' {1..100})/$(printf 'q%.0s' {1..100})/$(printf 'r%.0s' {1..100})
+mkdir -p "$long"
+cd "$long"
+qemu-img create -q -f qcow2 -u -b m-gone.qcow2 -F qcow2 m-mid.qcow2 2M
+qemu-img create -q -f qcow2 -u -b m-mid.qcow2 -F qcow2 m-top.qcow2 2M
+chain_expect_fail_start "long path: missing backing file below the top" \
+    "cannot open backing file '[^ ]*/m-gone\.qcow2'" \
+    '\(chain: [^ ]*m-top\.qcow2 -> [^ ]*m-mid\.qcow2\)$' -- m-top.qcow2
+qemu-img create -q -f qcow2 a.qcow2 1M
+qemu-img create -q -f qcow2 -b a.qcow2 -F qcow2 b.qcow2
+qemu-img rebase -u -b b.qcow2 -F qcow2 a.qcow2
+chain_expect_fail_start "long path: loop a -> b -> a" \
+    'loop: [^ ]*a\.qcow2 -> [^ ]*b\.qcow2 -> [^ ]*a\.qcow2$' -- a.qcow2
+qemu-img create -q -f qcow2 l0.qcow2 1M
+for i in $(seq 1 7); do
+    qemu-img create -q -f qcow2 -b l$((i - 1)).qcow2 -F qcow2 l$i.qcow2 1M
+done
+chain_expect_fail_start "long path: 7 backing layers, chain-max-depth=6" \
+    'l7\.qcow2 -> [^ ]*l6\.qcow2 -> \.\.\. \(4 more\) -> [^ ]*l1\.qcow2 -> [^ ]*l0\.qcow2$' \
+    -- l7.qcow2 chain-max-depth=6
+cd "$tmpdir"
 
 # ---- chain-backing=: an overlay over a copy of its base elsewhere
 $chainpy layer o-base.qcow2 3M --seed 12 full
