@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,21 +188,27 @@ qcx_config_complete (void)
 /* Warnings are not errors: print them the way nbdkit prints its own
  * messages, without the "error:" tag.
  */
+static void qcx_warning (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
 static void
-qcx_warning (const char *msg)
+qcx_warning (const char *fmt, ...)
 {
-  fprintf (stderr, "nbdkit: qcow2x: warning: %s\n", msg);
+  va_list ap;
+
+  fputs ("nbdkit: qcow2x: warning: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
 }
 
 /* Say why an image that could have been written is served read-only. */
 static void
 warn_readonly (const struct qcow2_image *img)
 {
-  char msg[512];
-
-  snprintf (msg, sizeof msg, "%s: serving it read-only (%s)", filename,
-            img->readonly_reason);
-  qcx_warning (msg);
+  qcx_warning ("%s: serving it read-only (%s)", filename,
+               img->readonly_reason);
 }
 
 static int
