@@ -81,7 +81,10 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 IMG=$dir/images
 RUN=$dir/run.$$
-SOCK=$RUN/s.sock
+# The socket lives under /tmp: a Unix socket path is limited to 107
+# bytes, and $dir may be deep.
+SOCKDIR=$(mktemp -d /tmp/qcx-bench.XXXXXX)
+SOCK=$SOCKDIR/s.sock
 PIDF=$RUN/s.pid
 URI="nbd+unix:///?socket=$SOCK"
 LOG=$RUN/servers.log
@@ -118,7 +121,7 @@ stop_server() {
 cleanup() {
     local rc=$?
     stop_server
-    rm -rf "$RUN"
+    rm -rf "$RUN" "$SOCKDIR"
     if [ $keep = 0 ]; then rm -rf "$IMG"; rmdir "$dir" 2>/dev/null || true; fi
     exit $rc
 }

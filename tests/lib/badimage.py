@@ -64,6 +64,9 @@ import tempfile
 import time
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sockdir  # noqa: E402
+
 HDR = struct.Struct(">4sIQIIQIIQQIIQQQQII")   # the 104-byte version 3 header
 FIELDS = {  # name: (offset, struct format)
     "magic": (0, ">4s"), "version": (4, ">I"), "backing_file_offset": (8, ">Q"),
@@ -858,7 +861,7 @@ class Server:
     def __init__(self, a, readonly=True):
         import nbd
         self.nbd = nbd
-        self.dir = tempfile.mkdtemp(prefix="badimage-srv.")
+        self.dir = sockdir.short_dir("badimage-srv.")
         self.sock = os.path.join(self.dir, "sock")
         self.pidf = os.path.join(self.dir, "pid")
         self.logf = os.path.join(self.dir, "log")

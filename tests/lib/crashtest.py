@@ -49,6 +49,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sockdir  # noqa: E402
 import workload  # noqa: E402
 from workload import Ranges, Op, ServerGone, die  # noqa: E402
 
@@ -67,7 +68,7 @@ def run(cmd, ok=(0,)):
 
 class Server:
     def __init__(self, kind, plugin, img, d, tag, pargs=()):
-        self.sock = os.path.join(d, "s.sock")
+        self.sock = sockdir.socket_path(d)
         self.pidfile = os.path.join(d, "s.pid")
         for f in (self.sock, self.pidfile):
             if os.path.exists(f):

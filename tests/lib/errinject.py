@@ -70,6 +70,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sockdir  # noqa: E402
 import workload  # noqa: E402  (Gen, make_data, Ranges, read_header)
 from workload import Ranges  # noqa: E402
 
@@ -101,7 +102,7 @@ def run(cmd, ok=(0,)):
 
 class Server:
     def __init__(self, args, img, d, tag, inject=None):
-        self.sock = os.path.join(d, "s.sock")
+        self.sock = sockdir.socket_path(d)
         self.pidfile = os.path.join(d, "s.pid")
         for f in (self.sock, self.pidfile):
             if os.path.exists(f):
