@@ -22,7 +22,8 @@ enum use { USE_NONE = 0, USE_METADATA, USE_DATA, USE_COMPRESSED };
 struct walk {
   struct qcow2_image *img;
   uint8_t *use;                 /* 4 clusters per byte */
-  uint64_t cap;                 /* clusters `use` can hold */
+  uint16_t *count;              /* references per cluster, or NULL */
+  uint64_t cap;                 /* clusters `use` (and `count`) can hold */
   uint64_t nr_clusters;         /* clusters in the file */
   char *problem;
   size_t problem_len;
@@ -55,15 +56,24 @@ reserve (struct walk *w, uint64_t clusters)
   while (cap < clusters)
     cap *= 2;
   p = realloc (w->use, cap / 4);
-  if (p == NULL) {
-    qcx_error (w->err, ENOMEM, "out of memory for the metadata walk");
-    w->failed = true;
-    return false;
-  }
+  if (p == NULL)
+    goto nomem;
   memset (p + w->cap / 4, 0, (cap - w->cap) / 4);
   w->use = p;
+  if (w->count) {
+    uint16_t *n = realloc (w->count, cap * sizeof *n);
+    if (n == NULL)
+      goto nomem;
+    memset (n + w->cap, 0, (cap - w->cap) * sizeof *n);
+    w->count = n;
+  }
   w->cap = cap;
   return true;
+
+ nomem:
+  qcx_error (w->err, ENOMEM, "out of memory for the metadata walk");
+  w->failed = true;
+  return false;
 }
 
 static bool
@@ -112,6 +122,11 @@ claim (struct walk *w, uint64_t offset, uint64_t len, enum use use,
     enum use old = get_use (w, c);
     if (old == USE_NONE || (old == USE_COMPRESSED && use == USE_COMPRESSED)) {
       set_use (w, c, use);
+      /* Each compressed descriptor counts once in every host cluster
+       * it touches, as QEMU counts them.
+       */
+      if (w->count && w->count[c] < UINT16_MAX)
+        w->count[c]++;
       continue;
     }
     report (w, "%s at offset 0x%" PRIx64 " overlaps other metadata or data "
@@ -257,4 +272,32 @@ qcow2_check_for_write (struct qcow2_image *img, char *problem,
     r = compare_refcounts (&w, err);
   free (w.use);
   return w.failed ? -1 : r;
+}
+
+int
+qcow2_count_references (struct qcow2_image *img, char *problem,
+                        size_t problem_len, uint16_t **counts,
+                        uint64_t *nr_counts, struct qcx_err *err)
+{
+  uint64_t cs = img->header.cluster_size;
+  struct walk w = { .img = img, .problem = problem,
+                    .problem_len = problem_len, .err = err };
+  int r;
+
+  problem[0] = '\0';
+  *counts = NULL;
+  *nr_counts = 0;
+  w.count = calloc (1, sizeof *w.count);       /* grown by reserve */
+  if (w.count == NULL)
+    return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
+  w.nr_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
+  r = walk_tables (&w, err);
+  free (w.use);
+  if (r == -1 || w.failed || problem[0]) {
+    free (w.count);
+    return w.failed ? -1 : r;
+  }
+  *counts = w.count;
+  *nr_counts = w.cap;
+  return 0;
 }

@@ -17,6 +17,7 @@
 #define QCX_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -28,5 +29,18 @@ struct qcow2_image;
  */
 int qcow2_check_for_write (struct qcow2_image *img, char *problem,
                            size_t problem_len, struct qcx_err *err);
+
+/* The same walk, counting the references to every host cluster (the
+ * refcounts the image should have: metadata and data clusters 1, a host
+ * cluster that holds compressed data 1 per compressed cluster touching
+ * it; saturating at UINT16_MAX).  On success *COUNTS (the caller frees
+ * it) holds *NR_COUNTS entries, clusters past them have no references.
+ * Problems (overlaps, references beyond the end of the file, invalid
+ * entries) are reported in PROBLEM as above, with *COUNTS NULL.
+ * Refcounts are not read.  Used to repair a dirty image (repair.h).
+ */
+int qcow2_count_references (struct qcow2_image *img, char *problem,
+                            size_t problem_len, uint16_t **counts,
+                            uint64_t *nr_counts, struct qcx_err *err);
 
 #endif /* QCX_CHECK_H */

@@ -8,6 +8,7 @@
 #include "byteorder.h"
 #include "check.h"
 #include "image.h"
+#include "repair.h"
 
 #define GUEST_REACH (256ULL << 30)      /* QEMU's default L2 cache reach */
 
@@ -58,9 +59,6 @@ readonly_reason (const struct qcow2_header *h)
 {
   if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
     return "the image is marked corrupt (incompatible bit 1)";
-  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
-    return "the image has the dirty bit set (lazy refcounts were not "
-      "written back); repair it with 'qemu-img check -r all'";
   if (h->nb_snapshots > 0)
     return "writing images with internal snapshots is not supported";
   return NULL;
@@ -210,6 +208,29 @@ qcow2_image_open (const char *path, const struct qcow2_open_options *opts,
   return 0;
 }
 
+/* The dirty bit (lazy refcounts left stale): repair before writing, as
+ * QEMU does at a read-write open (repair.h), or serve read-only.
+ */
+static int
+repair_if_dirty (struct qcow2_image *img, struct qcx_err *err)
+{
+  char problem[384];
+
+  if (!(img->header.incompatible_features & QCOW2_INCOMPAT_DIRTY))
+    return 0;
+  if (qcow2_repair_dirty (img, problem, sizeof problem, err) == -1)
+    return -1;
+  if (problem[0]) {
+    snprintf (img->inconsistency, sizeof img->inconsistency,
+              "the image has the dirty bit set (lazy refcounts were not "
+              "written back) and cannot be repaired here: %s; repair it "
+              "with 'qemu-img check -r all'", problem);
+    img->readonly = img->io.readonly = true;
+    img->readonly_reason = img->inconsistency;
+  }
+  return 0;
+}
+
 static void
 make_readonly_refcounts (struct qcow2_image *img, const struct qcx_err *why)
 {
@@ -240,7 +261,9 @@ qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
     if (qcow2_refcounts_load (img, &why) == -1)
       make_readonly_refcounts (img, &why);
     else {
-      r = check_before_writing (img, err);
+      r = repair_if_dirty (img, err);
+      if (r == 0 && !img->readonly)
+        r = check_before_writing (img, err);
       if (r == 0 && !img->readonly &&
           qcow2_allocator_build (img, &why) == -1)
         make_readonly_refcounts (img, &why);

@@ -89,8 +89,9 @@ struct qcow2_image {
   int compress_level;           /* ... and compress_level */
   bool readonly;
   const char *readonly_reason;  /* why a writable open fell back, or NULL */
-  char inconsistency[256];      /* check.c's finding, if that is why */
+  char inconsistency[1024];     /* check.c's or repair.c's finding */
   bool writable_checked;        /* qcow2_image_prepare_writable done */
+  uint64_t refcounts_repaired;  /* refcounts a dirty-image repair set */
   bool header_prepared;         /* autoclear bits cleared (first write) */
   /* First error of a write-side request since the last flush: the
    * next flush reports it (an errno value; 0 none; atomic access).

@@ -292,6 +292,9 @@ qcx_open (int readonly)
     }
     if (became_readonly)
       warn_readonly (image);
+    else if (image->refcounts_repaired)
+      nbdkit_debug ("%s: dirty image: %" PRIu64 " refcounts repaired",
+                    filename, image->refcounts_repaired);
   }
   /* All state is per image; a non-NULL handle is all nbdkit needs. */
   return image;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # READ: an image left dirty by a crash with lazy refcounts (incompatible
 # bit 0 set, refcounts stale: qemu-img check reports errors).  Reading
-# needs no refcounts; QEMU reads such an image read-only, and so must we
-# (served read-only with -r).
+# needs no refcounts, and -r writes nothing (the repair before the first
+# write is test-write-dirty-repair.sh); served with -r it reads like QEMU
 . "$(dirname "$0")/functions.sh"
 set -euo pipefail
 requires qemu-img qemu-io nbdkit nbdcopy cmp
