@@ -13,6 +13,8 @@
 #    clear, qemu-img check is clean and qemu-img compare finds the image
 #    identical to the raw reference
 #  - served with -r, a dirty image is not touched (no repair, bit kept)
+#  - a repair that fails part-way (injected I/O errors) leaves the bit
+#    set, and the next start repairs
 #  - a dirty image whose references need a refcount block that does not
 #    exist is served read-only with a message naming the dirty bit, and
 #    left unchanged
@@ -98,6 +100,29 @@ for cfg in "extended_l2=on,cluster_size=64k 1" \
     qcx_expect_layout "$img" dirty -eq 0
     echo "repaired OK: $opts"
 done
+
+# A repair that fails part-way (an I/O error on a refcount block write,
+# the header write or a sync) fails the connection and leaves the dirty
+# bit set; the next start repairs.
+make_dirty "$img" "extended_l2=on,cluster_size=64k" 1
+make_stale "$img" 1
+qcx_qemu_raw "$img" "$ref"
+for spec in write:1:EIO:persistent write:2:EIO:persistent sync:1:EIO:persistent \
+            sync:2:EIO:persistent; do
+    if qcx_nbdkit_rw "$img" inject-error=$spec --run 'nbdinfo "$uri"' \
+           >"$tmpdir/inj.txt" 2>&1; then
+        cat "$tmpdir/inj.txt" >&2
+        fail "inject-error=$spec: the connection succeeded"
+    fi
+    grep -q "injected" "$tmpdir/inj.txt" || {
+        cat "$tmpdir/inj.txt" >&2
+        fail "inject-error=$spec: the error was not the injected one"
+    }
+    [ "$spec" = sync:2:EIO:persistent ] || qcx_expect_layout "$img" dirty -eq 1
+done
+session 701 --ops 800 --verify-start
+qcx_expect_layout "$img" dirty -eq 0
+echo "repaired after failed attempts OK"
 
 # A reference that needs a refcount block that does not exist: refused
 # (read-only, with a message), the image unchanged.
