@@ -103,6 +103,13 @@ images+=("$f")
 # Preallocated metadata, lazy refcounts.
 images+=("$(mk prealloc-c64k 4M "cluster_size=64k,preallocation=metadata")")
 images+=("$(mk lazy-c4k 4M "cluster_size=4k,lazy_refcounts=on")")
+# Dirty: lazy refcounts and a "crash" (qemu-io abort) leave the dirty bit
+# set; fuzz_write's first write repairs it (common/repair.c).
+f=$img/dirty-c4k.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=4k,lazy_refcounts=on "$f" 4M
+qemu-io -f qcow2 "$f" -c "write -q -P 0x16 0 8k" -c "write -q -c -P 0x17 16k 4k" \
+    -c "discard -q 0 4k" -c "flush" -c "abort" >/dev/null 2>&1 || true
+images+=("$f")
 # 2 MiB clusters (large files: only these two).
 size_b=$((16 << 20))
 images+=("$(mk v3-c2M 16M "cluster_size=2M")")
