@@ -229,10 +229,11 @@ qcow2_compress_candidate_add (struct qcow2_image *img, uint64_t gc,
 
 /* Lock held: is guest cluster GC still the normal cluster at HOST that
  * became a candidate, with data in it and nothing from a backing file?
- * (A cluster zeroed since keeps its zero state.)  *L2_ENTRY, *BITMAP:
- * its entry, valid while the cluster is busy.
+ * (A cluster zeroed since keeps its zero state.)  1 yes, 0 no, -1 if
+ * its L2 table cannot be read (the error goes to the flush).
+ * *L2_ENTRY, *BITMAP: its entry, valid while the cluster is busy.
  */
-static bool
+static int
 still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
                  uint64_t *l2_entry, uint64_t *bitmap, struct qcx_err *err)
 {
@@ -240,17 +241,18 @@ still_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   bool data = false;
 
   if (qcow2_l2_load (img, gc << img->header.cluster_bits, false, &slot,
-                     l2_entry, bitmap, err) == -1 ||
-      (*l2_entry & QCOW2_OFLAG_COMPRESSED) ||
+                     l2_entry, bitmap, err) == -1)
+    return -1;
+  if ((*l2_entry & QCOW2_OFLAG_COMPRESSED) ||
       qcow2_l2_host_offset (*l2_entry) != host)
-    return false;
+    return 0;
   for (unsigned sc = 0; sc < img->header.subclusters; sc++) {
     enum qcow2_subcluster_type t =
       qcow2_classify_subcluster (&img->geom, *l2_entry, *bitmap, sc);
     if (t == QCOW2_SC_INVALID ||
         ((t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) &&
          img->has_backing))
-      return false;
+      return 0;
     data |= t == QCOW2_SC_NORMAL;
   }
   return data;
@@ -283,15 +285,15 @@ compress_candidate (struct qcow2_image *img, uint64_t gc, uint64_t host,
   const uint8_t *cdata;
   size_t clen = 0;
   uint64_t l2_entry, bitmap;
-  bool ok;
   int r;
 
   pthread_mutex_lock (&img->lock);
   qcow2_wait_not_busy (img, gc << img->header.cluster_bits);
-  ok = still_candidate (img, gc, host, &l2_entry, &bitmap, err);
-  r = ok ? qcow2_mark_busy (img, gc, err) : 0;
+  r = still_candidate (img, gc, host, &l2_entry, &bitmap, err);
+  if (r == 1)
+    r = qcow2_mark_busy (img, gc, err) == -1 ? -1 : 1;
   pthread_mutex_unlock (&img->lock);
-  if (!ok || r == -1)
+  if (r != 1)
     return r;
 
   codec = qcx_codec_get (&img->codecs, err);
