@@ -45,6 +45,9 @@ set_use (struct walk *w, uint64_t c, enum use u)
   w->use[c / 4] = (w->use[c / 4] & ~(3 << (2 * (c % 4)))) | (u << (2 * (c % 4)));
 }
 
+static void report (struct walk *w, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
 static bool
 reserve (struct walk *w, uint64_t clusters)
 {
@@ -53,6 +56,13 @@ reserve (struct walk *w, uint64_t clusters)
 
   if (clusters <= w->cap)
     return true;
+  if (w->count && clusters > QCOW2_REPAIR_MAX_CLUSTERS) {
+    report (w, "the image is too large to count its references "
+            "(host cluster 0x%" PRIx64 " is past the first %llu)",
+            (clusters - 1) * w->img->header.cluster_size,
+            QCOW2_REPAIR_MAX_CLUSTERS);
+    return false;
+  }
   while (cap < clusters)
     cap *= 2;
   p = realloc (w->use, cap / 4);

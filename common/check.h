@@ -39,6 +39,12 @@ int qcow2_check_for_write (struct qcow2_image *img, char *problem,
  * entries) are reported in PROBLEM as above, with *COUNTS NULL.
  * Refcounts are not read.  Used to repair a dirty image (repair.h).
  */
+/* The counts take 2 bytes per host cluster up to the last one
+ * referenced: at most this many clusters (256 MiB of counts; 8 TiB of
+ * file with 64 KiB clusters), beyond which PROBLEM says so.
+ */
+#define QCOW2_REPAIR_MAX_CLUSTERS (128ULL << 20)
+
 int qcow2_count_references (struct qcow2_image *img, char *problem,
                             size_t problem_len, uint16_t **counts,
                             uint64_t *nr_counts, struct qcx_err *err);

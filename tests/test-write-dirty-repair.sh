@@ -17,7 +17,8 @@
 #    set, and the next start repairs
 #  - a dirty image whose references need a refcount block that does not
 #    exist is served read-only with a message naming the dirty bit, and
-#    left unchanged
+#    left unchanged; so is one too large to count (a sparse 64 GiB file
+#    of 512-byte clusters)
 . "$(dirname "$0")/functions.sh"
 set -euo pipefail
 requires qemu-img qemu-io nbdkit nbdcopy sha256sum
@@ -154,4 +155,28 @@ grep -q "serving it read-only (the image has the dirty bit set.*cannot be repair
     "$tmpdir/err.txt" || fail "unrepairable: no read-only warning naming the dirty bit"
 [ "$(sha256sum < "$img")" = "$sum" ] || fail "unrepairable: the image was changed"
 qcx_expect_layout "$img" dirty -eq 1
+# Counting the references of a dirty image takes 2 bytes per host
+# cluster, for at most 128 Mi clusters: a (sparse) file larger than that
+# whose metadata references its far end is served read-only, saying so.
+big=$tmpdir/big.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512,lazy_refcounts=on "$big" 1M
+qemu-io -f qcow2 "$big" -c "write -q -P 0x21 0 4k" -c "flush" -c "abort" \
+    >/dev/null 2>&1 || true
+qcx_expect_layout "$big" dirty -eq 1
+PYTHONPATH=$qcx_lib "$PY" - "$big" <<'EOF'
+import os
+import sys
+import badimage as b
+img = b.Image(sys.argv[1])
+far = (128 << 20) * 512 + 4096                     # past 128 Mi clusters
+img.put64(b.l2_entry_at(img, 0), (1 << 63) | far)
+img.save(sys.argv[1])
+os.truncate(sys.argv[1], far + 512)
+EOF
+qcx_nbdkit_rw "$big" --run "$PY $(printf %q "$tmpdir/expect-ro.py") \"\$uri\"" \
+    2>"$tmpdir/err.txt" || { cat "$tmpdir/err.txt" >&2; fail "too large: the session failed"; }
+cat "$tmpdir/err.txt"
+grep -q "serving it read-only (the image has the dirty bit set.*too large to count its references" \
+    "$tmpdir/err.txt" || fail "too large: no read-only warning saying so"
+rm -f "$big"
 echo "test-write-dirty-repair: OK"
