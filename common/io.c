@@ -260,13 +260,31 @@ qcx_io_pwrite_zeroes (struct qcx_io *io, uint64_t count, uint64_t offset,
 int
 qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
 {
+  int e;
+
   if (io->readonly)
     return 0;
-  if (fail_injected (io, QCX_IO_SYNC, "file", err) == -1)
-    return -1;
-  if (io->fd >= 0 && fdatasync (io->fd) == -1)
-    return qcx_error (err, errno, "fdatasync: %s", qcx_strerror (errno));
-  return 0;
+  e = __atomic_load_n (&io->sync_errno, __ATOMIC_ACQUIRE);
+  if (e)
+    return qcx_error (err, e, "an earlier fdatasync failed (%s): what was "
+                      "written since cannot be made durable; restart nbdkit "
+                      "(the image on disk stays consistent)",
+                      qcx_strerror (e));
+  e = injected (io, QCX_IO_SYNC);
+  if (e)
+    qcx_error (err, e, "sync file: %s (injected)", qcx_strerror (e));
+  else if (io->fd >= 0 && fdatasync (io->fd) == -1) {
+    e = errno;
+    qcx_error (err, e, "fdatasync: %s", qcx_strerror (e));
+  }
+  if (e == 0)
+    return 0;
+  /* The kernel may have dropped the pages it could not write and will
+   * not report that again: a later fdatasync could succeed without
+   * them.  So every later sync fails, as QEMU's does after one failure.
+   */
+  __atomic_store_n (&io->sync_errno, e, __ATOMIC_RELEASE);
+  return -1;
 }
 
 int

@@ -54,6 +54,7 @@ struct qcx_io {
   uint64_t mem_max;             /* writable memory: ENOSPC past this */
   uint64_t size;                /* bytes in the file: use qcx_io_size() */
   bool readonly;
+  int sync_errno;               /* a failed sync's errno (qcx_io_sync) */
   struct qcx_io_fault faults[QCX_IO_NR_OPS];
 };
 
@@ -106,7 +107,10 @@ int qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
 int qcx_io_pwrite_zeroes (struct qcx_io *io, uint64_t count, uint64_t offset,
                           const char *what, struct qcx_err *err);
 
-/* Make everything written so far durable (fdatasync). */
+/* Make everything written so far durable (fdatasync).  Once a sync has
+ * failed, every later one fails too (with the same errno): the data the
+ * failed one lost cannot be made durable by trying again.
+ */
 int qcx_io_sync (struct qcx_io *io, struct qcx_err *err);
 
 /* Set the file size (grow or shrink). */

@@ -35,8 +35,10 @@ and applies the workload synchronously, alternating two connections
      failed flush or FUA request reported the error itself; the next
      flush may then fail once too.)
   4. One-shot faults: apart from that flush, nothing else fails, and the
-     final flushes succeed (the server recovered).  Persistent faults:
-     modifying requests and flushes may keep failing, reads must not.
+     final flushes succeed (the server recovered).  Persistent faults,
+     and sync faults (a failed sync fails every later one: the data it
+     lost cannot be made durable by retrying): modifying requests and
+     flushes may keep failing, reads must not.
   5. Reads (during the workload and of the whole disk at the end) return
      the model everywhere except ranges of failed requests not since
      overwritten by a successful one.
@@ -44,7 +46,9 @@ and applies the workload synchronously, alternating two connections
      without corruption (exit 0, or 3 = leaks only), qemu-img convert
      equal to the model (same exceptions), then reopened without the
      fault: it reads what QEMU reads, takes a write + flush, shuts down,
-     check still without corruption.
+     check still without corruption.  Sync faults: the same, except that
+     the exit status is free and convert is held to the durable bytes
+     below instead of the model.
      MODE kill: SIGKILL right after the flush that reported the error;
      persistent: SIGTERM with the fault still active.  Then qemu-img check
      without corruption, and every byte acknowledged by a successful
@@ -260,6 +264,10 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
     persistent = mode == "persistent"
     spec = "%s:%d:%s%s" % (opname, nth, ename, ":persistent"
                            if persistent else "")
+    # A failed sync is never retried into success (the plugin's syncs
+    # keep failing after one, as QEMU's do): a one-shot sync fault lasts
+    # like a persistent one, until the restart.
+    lasting = persistent or opname == "sync"
     want = WIRE[ename]
     size = len(start)
     model = bytearray(start)
@@ -311,7 +319,7 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
                                (desc, err.errnum, want))
                 st["expect"] = st["may"] = False
                 st["reported_by"] = (i, desc)
-            elif not persistent:
+            elif not lasting:
                 raise Fail("%s failed (%s) after the one-shot fault at %s "
                            "had already been reported: the server did not "
                            "recover" % (desc, err, first[1]))
@@ -356,7 +364,7 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
             i += 1
             if st["kill"]:
                 break
-        if mode == "continue":
+        if mode == "continue" and not lasting:
             # flush until the error is reported and a flush succeeds
             step(hs[i % 2], i, ("flush",))
             i += 1
@@ -399,7 +407,7 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
     else:
         rc = srv.stop()
         how = "SIGTERM exit %d" % rc
-        if rc != 0 and not persistent:
+        if rc != 0 and not lasting:
             raise Fail("server exit status %d after a clean shutdown:\n%s"
                        % (rc, srv.text()))
     # consistency
@@ -413,9 +421,14 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
     run(["qemu-img", "convert", "-O", "raw", img, raw])
     with open(raw, "rb") as f:
         after = f.read()
-    if mode == "continue":
+    if mode == "continue" and not lasting:
         first_diff(after, model, complement(size, unknown),
                    "qemu-img convert after the clean shutdown")
+    else:
+        first_diff(after, durable, complement(size, unknown, dirty),
+                   "after %s: data acknowledged by a successful flush or "
+                   "FUA" % how)
+    if mode == "continue":
         # reopen without the fault
         srv = Server(args, img, d, "reopen")
         try:
@@ -441,10 +454,6 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
         if rc3 not in (0, 3):
             raise Fail("qemu-img check exit %d after reopening and writing"
                        "\n%s" % (rc3, excerpt(out3)))
-    else:
-        first_diff(after, durable, complement(size, unknown, dirty),
-                   "after %s: data acknowledged by a successful flush or "
-                   "FUA" % how)
     if not args.keep:
         shutil.rmtree(d, ignore_errors=True)
     if first is None:
@@ -454,7 +463,7 @@ def one_run(args, tmpl, start, ops, opname, nth, ename, mode, idx):
         res = "%s failed" % first[1]
         if reported_by is not None and reported_by[0] != first[0]:
             res += ", %s reported it" % reported_by[1]
-        if nfail > 1 and persistent:
+        if nfail > 1 and lasting:
             res += ", %d failures in all" % nfail
     res += " [%s]" % (", ".join(sorted(set(hit))) or "-")
     res += "; %s; check %s" % (how, "leaks" if leaks else "clean")
