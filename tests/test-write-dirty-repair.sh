@@ -3,8 +3,9 @@
 # crash) is repaired before the first write, as QEMU repairs it at a
 # read-write open: refcounts rebuilt from the metadata, then the dirty
 # bit cleared.
-#  - QEMU makes the dirty image (lazy_refcounts=on, qemu-io "abort");
-#    its refcounts are then made stale on purpose (a data cluster, an L2
+#  - QEMU makes the dirty image (lazy_refcounts=on, qemu-io "abort"):
+#    with 512-byte clusters its refcounts are stale by themselves; in
+#    the other cases they are then made stale on purpose (a data cluster, an L2
 #    table and a compressed data cluster counted 0, a free cluster
 #    counted 1, and one compressed cluster's count short of its
 #    sharers), so that qemu-img check reports errors and leaks;
@@ -78,6 +79,19 @@ expect_check_errors ()
         fail "test bug: $(basename "$1") is not stale (qemu-img check is clean)"
     }
 }
+
+# Stale refcounts as QEMU itself leaves them: with 512-byte clusters, a
+# 2 MiB write needs new refcount blocks, whose counts lazy refcounts do
+# not write before the "crash" (qemu-img check: 128 errors).
+qemu-img create -q -f qcow2 -o lazy_refcounts=on,cluster_size=512 "$img" 8M
+qemu-io -f qcow2 "$img" -c "write -q -P 0x19 0 2M" -c "write -q -P 0x1a 5M 7k" \
+    -c "flush" -c "abort" >/dev/null 2>&1 || true
+qcx_expect_layout "$img" dirty -eq 1
+expect_check_errors "$img"
+qcx_qemu_raw "$img" "$ref"
+session 699 --ops 1500 --verify-start
+qcx_expect_layout "$img" dirty -eq 0
+echo "repaired OK: QEMU's own stale refcounts"
 
 for cfg in "extended_l2=on,cluster_size=64k 1" \
            "extended_l2=off,cluster_size=64k 1" \
