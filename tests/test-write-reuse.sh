@@ -13,20 +13,7 @@ requires qemu-img qemu-io nbdkit fallocate
 requires_python_nbd
 [ -f "$PLUGIN" ] || fail "plugin not built: $PLUGIN (run make -C $top)"
 
-wl () { "$PY" "$srcdir/lib/workload.py" "$@"; }
-
-# ops IMG REF OP...: one read-write session through the plugin applying
-# explicit ops to IMG and REF (see workload.py ops; reads are verified).
-ops ()
-{
-    local img=$1 ref=$2 cmd a
-    shift 2
-    printf -v cmd '%q %q ops "$uri" --ref %q' \
-        "$PY" "$srcdir/lib/workload.py" "$ref"
-    for a in "$@"; do printf -v cmd '%s %q' "$cmd" "$a"; done
-    qcx_nbdkit_rw "$img" --run "$cmd" ||
-        fail "ops on $(basename "$img") failed"
-}
+. "$srcdir/lib/zerolib.sh"     # wl, ops
 
 size_of () { stat -c %s "$1"; }
 

@@ -1,6 +1,6 @@
-# Helpers shared by tests/test-zero-*.sh and tests/test-trim-*.sh (source
-# after tests/functions.sh): wl (tests/lib/workload.py), ops, mkfull,
-# mkfull_1m, expect_hole.
+# Helpers shared by tests/test-zero-*.sh, tests/test-trim-*.sh and
+# tests/test-write-reuse.sh (source after tests/functions.sh):
+# wl (tests/lib/workload.py), ops, mkfull, mkfull_1m, expect_hole.
 
 wl () { "$PY" "$srcdir/lib/workload.py" "$@"; }
 
