@@ -266,18 +266,26 @@ compare_refcounts (struct walk *w, struct qcx_err *err)
   return 0;
 }
 
+/* Walk every reference of IMG (counting them too if W->count is set). */
+static int
+run_walk (struct walk *w)
+{
+  uint64_t cs = w->img->header.cluster_size;
+
+  w->problem[0] = '\0';
+  w->nr_clusters = (qcx_io_size (&w->img->io) + cs - 1) / cs;
+  return walk_tables (w, w->err);
+}
+
 int
 qcow2_check_for_write (struct qcow2_image *img, char *problem,
                        size_t problem_len, struct qcx_err *err)
 {
-  uint64_t cs = img->header.cluster_size;
   struct walk w = { .img = img, .problem = problem,
                     .problem_len = problem_len, .err = err };
   int r;
 
-  problem[0] = '\0';
-  w.nr_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
-  r = walk_tables (&w, err);
+  r = run_walk (&w);
   if (r == 0 && !w.failed)
     r = compare_refcounts (&w, err);
   free (w.use);
@@ -289,19 +297,16 @@ qcow2_count_references (struct qcow2_image *img, char *problem,
                         size_t problem_len, uint16_t **counts,
                         uint64_t *nr_counts, struct qcx_err *err)
 {
-  uint64_t cs = img->header.cluster_size;
   struct walk w = { .img = img, .problem = problem,
                     .problem_len = problem_len, .err = err };
   int r;
 
-  problem[0] = '\0';
   *counts = NULL;
   *nr_counts = 0;
   w.count = calloc (1, sizeof *w.count);       /* grown by reserve */
   if (w.count == NULL)
     return qcx_error (err, errno, "calloc: %s", qcx_strerror (errno));
-  w.nr_clusters = (qcx_io_size (&img->io) + cs - 1) / cs;
-  r = walk_tables (&w, err);
+  r = run_walk (&w);
   free (w.use);
   if (r == -1 || w.failed || problem[0]) {
     free (w.count);

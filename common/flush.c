@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "byteorder.h"
 #include "image.h"
 
 static int
@@ -30,12 +29,10 @@ write_l1_entries (struct qcow2_image *img, struct qcx_err *err)
 {
   for (size_t i = 0; i < img->nr_l1_dirty; i++) {
     uint32_t index = img->l1_dirty[i];
-    uint8_t be[8];
 
-    store_be64 (be, img->l1_table[index]);
-    if (qcx_io_pwrite (&img->io, be, 8,
-                       img->header.l1_table_offset + (uint64_t) index * 8,
-                       "L1 table", err) == -1)
+    if (qcx_io_pwrite_be64 (&img->io, img->l1_table[index],
+                            img->header.l1_table_offset + (uint64_t) index * 8,
+                            "L1 table", err) == -1)
       return -1;
   }
   img->nr_l1_dirty = 0;

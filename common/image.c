@@ -261,6 +261,10 @@ qcow2_image_prepare_writable (struct qcow2_image *img, bool *became_readonly,
     if (qcow2_refcounts_load (img, &why) == -1)
       make_readonly_refcounts (img, &why);
     else {
+      /* After a repair the walk runs a second time, on purpose: it
+       * checks the repair's result the way every image is checked
+       * (once, at the first writer; dirty images only).
+       */
       r = repair_if_dirty (img, err);
       if (r == 0 && !img->readonly)
         r = check_before_writing (img, err);

@@ -270,9 +270,8 @@ qcx_io_sync (struct qcx_io *io, struct qcx_err *err)
                       "written since cannot be made durable; restart nbdkit "
                       "(the image on disk stays consistent)",
                       qcx_strerror (e));
-  e = injected (io, QCX_IO_SYNC);
-  if (e)
-    qcx_error (err, e, "sync file: %s (injected)", qcx_strerror (e));
+  if (fail_injected (io, QCX_IO_SYNC, "file", err) == -1)
+    e = io->faults[QCX_IO_SYNC].errnum;
   else if (io->fd >= 0 && fdatasync (io->fd) == -1) {
     e = errno;
     qcx_error (err, e, "fdatasync: %s", qcx_strerror (e));

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byteorder.h"
 #include "error.h"
 
 enum qcx_io_op {
@@ -102,6 +103,21 @@ qcx_io_contains (const struct qcx_io *io, uint64_t offset, uint64_t len)
 /* Write exactly COUNT bytes at OFFSET (the file grows as needed). */
 int qcx_io_pwrite (struct qcx_io *io, const void *buf, size_t count,
                    uint64_t offset, const char *what, struct qcx_err *err);
+
+/* Write VALUE as one big-endian 64-bit field at OFFSET (header fields,
+ * L1 and refcount table entries).  Inline, so that each write is still
+ * a call of qcx_io_pwrite from its caller (fuzz_write wraps that call
+ * to check where metadata writes land).
+ */
+static inline int
+qcx_io_pwrite_be64 (struct qcx_io *io, uint64_t value, uint64_t offset,
+                    const char *what, struct qcx_err *err)
+{
+  uint8_t be[8];
+
+  store_be64 (be, value);
+  return qcx_io_pwrite (io, be, 8, offset, what, err);
+}
 
 /* Write COUNT zero bytes at OFFSET. */
 int qcx_io_pwrite_zeroes (struct qcx_io *io, uint64_t count, uint64_t offset,

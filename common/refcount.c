@@ -131,17 +131,15 @@ publish_table_entry (struct qcow2_image *img, uint64_t ti,
                      uint64_t block_offset, struct qcx_err *err)
 {
   struct qcow2_refcounts *rc = &img->refcounts;
-  uint8_t be[8];
 
   if (tablecache_write_dirty (&rc->blocks, &img->io, err) == -1 ||
       qcx_io_sync (&img->io, err) == -1)
     return -1;
-  store_be64 (be, block_offset);
   /* Memory follows the disk: if the write fails, the table still says
    * "no block" and the block's cluster is merely leaked.
    */
-  if (qcx_io_pwrite (&img->io, be, 8, rc->table_offset + ti * 8,
-                     "refcount table", err) == -1)
+  if (qcx_io_pwrite_be64 (&img->io, block_offset, rc->table_offset + ti * 8,
+                          "refcount table", err) == -1)
     return -1;
   rc->table[ti] = block_offset;
   return 0;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "byteorder.h"
 #include "check.h"
 #include "image.h"
 #include "repair.h"
@@ -83,13 +82,11 @@ clear_dirty_bit (struct qcow2_image *img, struct qcx_err *err)
 {
   struct qcow2_header *h = &img->header;
   uint64_t features = h->incompatible_features & ~QCOW2_INCOMPAT_DIRTY;
-  uint8_t be[8];
 
   if (tablecache_write_dirty (&img->refcounts.blocks, &img->io, err) == -1 ||
       qcx_io_sync (&img->io, err) == -1)
     return -1;
-  store_be64 (be, features);
-  if (qcx_io_pwrite (&img->io, be, 8, 72, "header", err) == -1 ||
+  if (qcx_io_pwrite_be64 (&img->io, features, 72, "header", err) == -1 ||
       qcx_io_sync (&img->io, err) == -1)
     return -1;
   h->incompatible_features = features;

@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "bitmaps.h"
-#include "byteorder.h"
 #include "image.h"
 
 /* Allocated bits of subclusters FIRST..LAST (qcow2.txt "Extended L2
@@ -342,7 +341,6 @@ prepare_header (struct qcow2_image *img, struct qcx_err *err)
 {
   struct qcow2_header *h = &img->header;
   uint64_t keep = 0;
-  uint8_t be[8];
 
   if (h->has_bitmaps_ext && (h->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
     if (qcow2_bitmaps_mark_in_use (img, err) == -1)
@@ -350,8 +348,8 @@ prepare_header (struct qcow2_image *img, struct qcx_err *err)
     keep = QCOW2_AUTOCLEAR_BITMAPS;
   }
   if ((h->autoclear_features & ~keep) != 0) {
-    store_be64 (be, h->autoclear_features & keep);
-    if (qcx_io_pwrite (&img->io, be, 8, 88, "header", err) == -1)
+    if (qcx_io_pwrite_be64 (&img->io, h->autoclear_features & keep, 88,
+                            "header", err) == -1)
       return -1;
     h->autoclear_features &= keep;
   }
